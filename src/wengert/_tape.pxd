@@ -1,0 +1,78 @@
+# cython: language_level=3
+"""The tape's layout: read this file to know every byte wengert records.
+
+A tape is a Wengert list: one row per elementary operation, stored as a
+structure of arrays (one C array per column below, all of length
+``capacity``).  Row order is a topological order: a row's operands are
+always earlier rows, so the reverse sweep is a single backward loop.
+
+Row 0 is a sentinel (a CONST row of value 0.0): rows with fewer than two
+operands point their unused operand(s) at it with a zero partial, so the
+reverse sweep needs no special case (it may accumulate into the sentinel's
+adjoint, which nothing reads).
+
+Constants are rows too (op CONST, value = the constant), so a tape can be
+replayed at new inputs from its op codes, operand indices and CONST/INPUT
+values alone: for every other row, ``op_eval(op, value[arg0], value[arg1])``
+(``_optable.pxd``) recomputes the value and both partials.
+
+Per row: 1 (op) + 4 + 4 (operands) + 8 + 8 (partials) + 8 (value) = 33 bytes,
+plus 8 bytes of adjoint once a backward pass has run.
+"""
+
+cimport cython
+from libc.stdint cimport int32_t, uint8_t, uint64_t
+
+
+cdef class Var
+
+
+@cython.final
+cdef class Tape:
+    cdef:
+        # -- the rows --------------------------------------------------------
+        uint8_t*    op                # OpCode of the row (enum in _optable.pxd)
+        int32_t*    arg0              # row of the first operand (< this row); 0 if none
+        int32_t*    arg1              # row of the second operand (< this row); 0 if none
+        double*     d0                # d value / d value[arg0]; 0 for CONST and INPUT rows
+        double*     d1                # d value / d value[arg1]; 0 for unary ops
+        double*     value             # the row's value; for CONST and INPUT rows, the data itself
+        Py_ssize_t  n_rows            # rows in use, the sentinel included (>= 1)
+        Py_ssize_t  capacity          # rows allocated in each column above
+
+        # -- gradients -------------------------------------------------------
+        double*     adjoint           # d y / d value[i] after backward(y); allocated by the first backward
+        Py_ssize_t  adjoint_capacity  # entries allocated in adjoint
+        Py_ssize_t  grad_rows         # adjoint[i] holds the gradient for i < grad_rows; above, it is 0
+
+        # -- lifetime of variables -------------------------------------------
+        # A Var is alive while no rewind since it last checked dropped its row.
+        # Every rewind or reset starts a new epoch; the cuts form a monotonic
+        # stack (epochs and kept row counts both increasing from the bottom),
+        # so "the fewest rows kept by any rewind after epoch e" is one binary
+        # search, and a training loop that rewinds to one mark keeps one entry.
+        uint64_t    epoch             # number of rewinds/resets so far
+        uint64_t*   cut_epoch         # epoch each surviving cut began
+        Py_ssize_t* cut_rows          # rows (sentinel included) that cut kept
+        Py_ssize_t  n_cuts            # entries in the cut stack
+        Py_ssize_t  cuts_capacity     # entries allocated in the cut stack
+
+        int         sweeping          # > 0 while a sweep runs without the GIL: growth is refused
+        list        _tokens           # ContextVar tokens of nested `with tape:` blocks
+
+    cdef int _grow(self, Py_ssize_t min_rows) except -1
+    cdef Py_ssize_t push(self, int op, Py_ssize_t a, Py_ssize_t b) except -1
+    cdef Py_ssize_t push_leaf(self, int op, double value) except -1
+    cdef Var new_var(self, Py_ssize_t row)
+    cdef int check_alive(self, Var v) except -1
+    cdef int _revalidate(self, Var v) except -1
+    cdef int check_var(self, object x, str where) except -1
+    cdef int _prepare_adjoint(self) except -1
+    cdef int _sweep(self, Py_ssize_t top, double seed) except -1
+
+
+@cython.final
+cdef class Var:
+    cdef readonly Tape tape          # the tape holding this variable's row
+    cdef readonly Py_ssize_t index   # the row (>= 1)
+    cdef uint64_t epoch              # tape.epoch when this variable was last known alive

@@ -59,6 +59,8 @@ cdef class Tape:
 
         int         sweeping          # > 0 while a sweep runs without the GIL: growth is refused
         list        _tokens           # ContextVar tokens of nested `with tape:` blocks
+        public list guards            # while recording for replay: (GuardKind, row a, row b, expected)
+                                      # for every comparison/conversion of a Var; None otherwise
 
     cdef int _grow(self, Py_ssize_t min_rows) except -1
     cdef Py_ssize_t push(self, int op, Py_ssize_t a, Py_ssize_t b) except -1
@@ -69,6 +71,58 @@ cdef class Tape:
     cdef int check_var(self, object x, str where) except -1
     cdef int _prepare_adjoint(self) except -1
     cdef int _sweep(self, Py_ssize_t top, double seed) except -1
+
+
+# A guard is a branch the recorded Python code took on a value: replay at a new
+# input is valid only while every guard still holds (wengert.record).
+ctypedef enum GuardKind:
+    GUARD_LT = 0       # value[a] <  value[b] gave `expected` (1.0 or 0.0); 0..5 as Var's comparisons
+    GUARD_LE = 1
+    GUARD_EQ = 2
+    GUARD_NE = 3
+    GUARD_GT = 4
+    GUARD_GE = 5
+    GUARD_VALUE = 6    # float(x) (or round(x, n)): the value itself was baked in, value[a] == expected
+    GUARD_TRUNC = 7    # int(x), math.trunc(x): trunc(value[a]) == expected
+    GUARD_FLOOR = 8    # math.floor(x)
+    GUARD_CEIL = 9     # math.ceil(x)
+    GUARD_ROUND = 10   # round(x): round half to even, as Python
+    GUARD_TRUTH = 11   # bool(x), `if x:`: (value[a] != 0) == expected
+    N_GUARD_KINDS = 12
+
+
+@cython.final
+cdef class Workspace:
+    # Per-call buffers of a replay, `points` values per row (point-minor: row i, point k
+    # at i * points + k), so the inner loops run over contiguous points.
+    cdef:
+        Py_ssize_t points             # points per row (the batch chunk; 1 for a single point)
+        Py_ssize_t rows               # rows of the replayed tape
+        double*    value              # rows * points
+        double*    d0                 # rows * points
+        double*    d1                 # rows * points
+        double*    adjoint            # rows * points
+        double*    seed               # points: scratch for tangents and seeds
+
+
+@cython.final
+cdef class Replay:
+    # A frozen copy of a recorded tape with its inputs, outputs and guards; every
+    # array was validated on construction, so the sweeps run unchecked.
+    cdef:
+        Tape          tape            # private copy: never grown, never rewound, never handed out
+        int32_t[::1]  inputs          # row of each input variable (op INPUT)
+        int32_t[::1]  outputs         # row of each output
+        uint8_t[::1]  guard_kind      # GuardKind of each guard
+        int32_t[::1]  guard_a         # row compared or converted
+        int32_t[::1]  guard_b         # row compared against (0 for conversions)
+        double[::1]   guard_expected  # outcome recorded
+        list          _pool           # idle Workspaces, reused across calls (list ops hold the GIL)
+
+    cdef Workspace _take(self, Py_ssize_t points)
+    cdef int _forward(self, Workspace work, const double* x, Py_ssize_t stride,
+                      Py_ssize_t count, uint8_t* ok) except -1 nogil
+    cdef void _reverse(self, Workspace work, Py_ssize_t output) noexcept nogil
 
 
 @cython.final

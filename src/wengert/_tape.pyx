@@ -10,11 +10,12 @@ cimport cython
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
 from cpython.long cimport PyLong_AsDouble, PyLong_Check
 from libc.stdint cimport INT32_MAX, int32_t, uint8_t, uint64_t
+from libc.math cimport ceil, floor, rint, trunc
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy, memset
 
 from wengert._optable cimport (
-    CONST, INPUT, N_OPS, OpCode, op_arity, op_eval,
+    CONST, INPUT, N_OPS, OpCode, op_arity, op_eval, op_eval_many,
     ADD, SUB, MUL, DIV, POW, POW_CONST, ATAN2, HYPOT, MAXIMUM, MINIMUM,
     NEG, ABS, EXP, EXPM1, EXP2, LOG, LOG1P, LOG2, LOG10, SQRT, CBRT,
     SIN, COS, TAN, ASIN, ACOS, ATAN, SINH, COSH, TANH, ASINH, ACOSH, ATANH,
@@ -265,6 +266,22 @@ cdef class Tape:
         """
         return self.new_var(self.push_leaf(INPUT, real_argument(value, "Tape.var()")))
 
+    def constant(self, value):
+        """Record a constant row and return it as a Var (replay keeps its value)."""
+        return self.new_var(self.push_leaf(CONST, real_argument(value, "Tape.constant()")))
+
+    def copy(self):
+        """A new tape with a copy of every row (variables stay on this tape)."""
+        cdef Tape other = Tape(capacity=self.n_rows)
+        memcpy(other.op, self.op, self.n_rows * sizeof(uint8_t))
+        memcpy(other.arg0, self.arg0, self.n_rows * sizeof(int32_t))
+        memcpy(other.arg1, self.arg1, self.n_rows * sizeof(int32_t))
+        memcpy(other.d0, self.d0, self.n_rows * sizeof(double))
+        memcpy(other.d1, self.d1, self.n_rows * sizeof(double))
+        memcpy(other.value, self.value, self.n_rows * sizeof(double))
+        other.n_rows = self.n_rows
+        return other
+
     def variables(self, values):
         """Create one input variable per number of a 1-D sequence or array.
 
@@ -429,11 +446,15 @@ cdef void reverse_sweep(const int32_t* arg0, const int32_t* arg1,
     adjoint[top] = seed
     for i in range(top, 0, -1):
         g = adjoint[i]
-        # An exact zero propagates nothing: rows off the path to y must not turn
-        # a gradient into NaN through 0 * inf (README, conventions).
+        # A product with an exact zero factor contributes nothing (README, conventions):
+        # rows off the path to y have g == 0 and must not turn a gradient into NaN
+        # through 0 * inf.  Skipping zero partials also spares the sentinel's adjoint
+        # (the target of every unused operand) a read-modify-write chain through memory.
         if g != 0.0:
-            adjoint[arg0[i]] += d0[i] * g
-            adjoint[arg1[i]] += d1[i] * g    # unary rows: arg1 = 0 (sentinel), d1 = 0
+            if d0[i] != 0.0:
+                adjoint[arg0[i]] += d0[i] * g
+            if d1[i] != 0.0:
+                adjoint[arg1[i]] += d1[i] * g
 
 
 cdef double[::1] _as_float_vector(object values, str where):
@@ -590,9 +611,15 @@ cdef class Var:
 
     @property
     def value(self):
-        """The variable's value (assignable on input variables only)."""
-        self.tape.check_alive(self)
-        return self.tape.value[self.index]
+        """The variable's value (assignable on input variables only).
+
+        While ``wg.record`` records, reading it bakes the number into the
+        recorded function, so it is recorded as a guard that replay checks.
+        """
+        cdef double value = value_of(self)
+        if self.tape.guards is not None:
+            self.tape.guards.append((GUARD_VALUE, self.index, 0, value))
+        return value
 
     @value.setter
     def value(self, new_value):
@@ -624,7 +651,7 @@ cdef class Var:
                 self.tape.check_alive(self)
             except RuntimeError:
                 return f"<Var of row {self.index}, dropped by a rewind>"
-        return f"Var(value={self.value!r}, grad={self.grad!r})"
+        return f"Var(value={value_of(self)!r}, grad={self.grad!r})"
 
     def __hash__(self):
         return object.__hash__(self)      # identity, like micrograd's Value
@@ -677,43 +704,45 @@ cdef class Var:
     # -- conversions and comparisons: plain values ---------------------------
 
     def __float__(self):
-        return self.value
+        return converted(self, GUARD_VALUE, value_of(self))
 
     def __int__(self):
-        return int(self.value)
-
-    def __bool__(self):
-        return self.value != 0.0
-
-    def __round__(self, ndigits=None):
-        return round(self.value, ndigits)
+        return int(converted(self, GUARD_TRUNC, trunc(value_of(self))))
 
     def __trunc__(self):
-        return int(self.value)
+        return int(converted(self, GUARD_TRUNC, trunc(value_of(self))))
 
     def __floor__(self):
-        return math.floor(self.value)
+        return int(converted(self, GUARD_FLOOR, floor(value_of(self))))
 
     def __ceil__(self):
-        return math.ceil(self.value)
+        return int(converted(self, GUARD_CEIL, ceil(value_of(self))))
+
+    def __round__(self, ndigits=None):
+        if ndigits is None:
+            return int(converted(self, GUARD_ROUND, rint(value_of(self))))  # half to even
+        return converted(self, GUARD_VALUE, round(value_of(self), ndigits))
+
+    def __bool__(self):
+        return converted(self, GUARD_TRUTH, value_of(self) != 0.0) != 0.0
 
     def __lt__(self, other):
-        return _compare_values(self, other, 0)
+        return _compare_values(self, other, GUARD_LT)
 
     def __le__(self, other):
-        return _compare_values(self, other, 1)
+        return _compare_values(self, other, GUARD_LE)
 
     def __eq__(self, other):
-        return _compare_values(self, other, 2)
+        return _compare_values(self, other, GUARD_EQ)
 
     def __ne__(self, other):
-        return _compare_values(self, other, 3)
+        return _compare_values(self, other, GUARD_NE)
 
     def __gt__(self, other):
-        return _compare_values(self, other, 4)
+        return _compare_values(self, other, GUARD_GT)
 
     def __ge__(self, other):
-        return _compare_values(self, other, 5)
+        return _compare_values(self, other, GUARD_GE)
 
     # -- methods, so numpy object arrays (np.exp(a), np.tanh(a)) and micrograd habits work --
 
@@ -743,23 +772,67 @@ cdef class Var:
     def softplus(self): return record_unary(SOFTPLUS, self)
 
 
+cdef inline double value_of(Var v) except? -1.0:
+    """A Var's value for wengert's own use: checked alive, never a guard."""
+    v.tape.check_alive(v)
+    return v.tape.value[v.index]
+
+
+cdef double converted(Var v, int kind, double result) except? -1.0:
+    """Return ``result``, a conversion of v to a Python number, logging a guard
+    while recording for replay (the number is baked into the recorded code)."""
+    if v.tape.guards is not None:
+        v.tape.guards.append((kind, v.index, 0, result))
+    return result
+
+
 cdef object _compare_values(Var self, object other, int how):
-    cdef double a = self.value, b
+    """Compare values (how: GUARD_LT..GUARD_GE); log a guard while recording for replay."""
+    cdef double a = value_of(self), b
+    cdef Py_ssize_t row_b = -1
+    cdef bint outcome
     if type(other) is Var:
-        b = (<Var>other).value
+        b = value_of(<Var>other)
+        if (<Var>other).tape is self.tape:
+            row_b = (<Var>other).index
     elif not as_double(other, &b):
         return NotImplemented
-    if how == 0:
-        return a < b
-    if how == 1:
-        return a <= b
-    if how == 2:
-        return a == b
-    if how == 3:
-        return a != b
-    if how == 4:
-        return a > b
-    return a >= b
+    outcome = guard_holds(how, a, b, 1.0)
+    if self.tape.guards is not None:
+        if row_b < 0:             # a number (or a foreign Var's value): a constant row
+            row_b = self.tape.push_leaf(CONST, b)
+        self.tape.guards.append((how, self.index, row_b, 1.0 if outcome else 0.0))
+    return outcome
+
+
+cdef inline bint guard_holds(int kind, double a, double b, double expected) noexcept nogil:
+    """Whether a guard recorded with outcome ``expected`` holds at values a (row a), b (row b)."""
+    cdef bint outcome
+    if kind == GUARD_LT:
+        outcome = a < b
+    elif kind == GUARD_LE:
+        outcome = a <= b
+    elif kind == GUARD_EQ:
+        outcome = a == b
+    elif kind == GUARD_NE:
+        outcome = a != b
+    elif kind == GUARD_GT:
+        outcome = a > b
+    elif kind == GUARD_GE:
+        outcome = a >= b
+    elif kind == GUARD_VALUE:
+        return a == expected or (a != a and expected != expected)
+    elif kind == GUARD_TRUNC:
+        return trunc(a) == expected
+    elif kind == GUARD_FLOOR:
+        return floor(a) == expected
+    elif kind == GUARD_CEIL:
+        return ceil(a) == expected
+    elif kind == GUARD_ROUND:
+        return rint(a) == expected
+    else:                         # GUARD_TRUTH
+        outcome = a != 0.0
+    return outcome == (expected != 0.0)
 
 
 # --------------------------------------------------------------------------
@@ -927,3 +1000,346 @@ def maximum(x, y):
 def minimum(x, y):
     """The smaller of x and y; at a tie each receives half the gradient."""
     return apply_binary(MINIMUM, x, y)
+
+
+# --------------------------------------------------------------------------
+# Replay: a recorded tape evaluated at new inputs, in C, without the GIL
+# --------------------------------------------------------------------------
+
+#: Names of the guard kinds (GuardKind in _tape.pxd), for messages.
+GUARD_NAMES = ("<", "<=", "==", "!=", ">", ">=", "float", "int", "floor", "ceil", "round", "bool")
+
+# Points per workspace in a batched replay: enough for the inner loops to
+# vectorise, few enough that a chunk's rows stay in cache.
+cdef enum:
+    MAX_CHUNK = 256
+    MIN_CHUNK = 8
+    CHUNK_BYTES = 1 << 21
+
+
+@cython.final
+cdef class Workspace:
+    """Per-call buffers of a replay (layout in _tape.pxd)."""
+
+    def __cinit__(self, Replay replay, Py_ssize_t points):
+        cdef Tape tape = replay.tape
+        cdef Py_ssize_t rows = tape.n_rows, n = rows * points, i, k
+        self.rows = rows
+        self.points = points
+        safe_realloc(<void**>&self.value, n, sizeof(double))
+        safe_realloc(<void**>&self.d0, n, sizeof(double))
+        safe_realloc(<void**>&self.d1, n, sizeof(double))
+        safe_realloc(<void**>&self.adjoint, n, sizeof(double))
+        safe_realloc(<void**>&self.seed, points, sizeof(double))
+        # Leaf rows keep their recorded values and zero partials; replay
+        # overwrites the inputs and recomputes every other row.
+        memset(self.d0, 0, n * sizeof(double))
+        memset(self.d1, 0, n * sizeof(double))
+        for i in range(rows):
+            for k in range(points):
+                self.value[i * points + k] = tape.value[i]
+
+    def __dealloc__(self):
+        free(self.value); free(self.d0); free(self.d1); free(self.adjoint); free(self.seed)
+
+
+cdef void reverse_sweep_points(const int32_t* arg0, const int32_t* arg1,
+                               const double* d0, const double* d1, double* adjoint,
+                               Py_ssize_t top, Py_ssize_t points) noexcept nogil:
+    """``reverse_sweep`` for ``points`` points at once (row-major, point-minor).
+
+    Same rule: a product with an exact zero factor adds nothing.  Written as
+    a select rather than a branch so the loop over points can vectorise.
+    """
+    cdef Py_ssize_t i, k
+    cdef double g, p, q
+    cdef double* target0
+    cdef double* target1
+    memset(adjoint, 0, (top + 1) * points * sizeof(double))
+    for k in range(points):
+        adjoint[top * points + k] = 1.0
+    for i in range(top, 0, -1):
+        target0 = &adjoint[arg0[i] * points]
+        target1 = &adjoint[arg1[i] * points]
+        for k in range(points):
+            g = adjoint[i * points + k]
+            p = d0[i * points + k]
+            q = d1[i * points + k]
+            target0[k] += p * g if (g != 0.0 and p != 0.0) else 0.0
+            target1[k] += q * g if (g != 0.0 and q != 0.0) else 0.0
+
+
+@cython.final
+cdef class Replay:
+    """A recorded tape that can be evaluated at new inputs (see ``wengert.record``).
+
+    Built from plain arrays, which are validated here: every op code, every
+    operand index (an earlier row), every input, output and guard.  The
+    sweeps then run on raw pointers without checks and without the GIL.
+    """
+
+    def __init__(self, op, arg0, arg1, value, inputs, outputs,
+                 guard_kind, guard_a, guard_b, guard_expected):
+        cdef Py_ssize_t rows, i
+        arrays = _validated_replay_arrays(op, arg0, arg1, value, inputs, outputs,
+                                          guard_kind, guard_a, guard_b, guard_expected)
+        op, arg0, arg1, value, inputs, outputs, guard_kind, guard_a, guard_b, guard_expected = arrays
+        rows = op.shape[0]
+        cdef Tape tape = Tape(capacity=rows)
+        cdef const uint8_t[::1] op_view = op
+        cdef const int32_t[::1] arg0_view = arg0, arg1_view = arg1
+        cdef const double[::1] value_view = value
+        # Rebuild the rows; values and partials of computed rows are recomputed,
+        # so a stored file's value column matters only for CONST and INPUT rows.
+        tape.n_rows = 1
+        for i in range(1, rows):
+            if op_arity(op_view[i]) == 0:
+                tape.push_leaf(op_view[i], value_view[i])
+            else:
+                tape.push(op_view[i], arg0_view[i], arg1_view[i])
+        self.tape = tape
+        self.inputs = inputs
+        self.outputs = outputs
+        self.guard_kind = guard_kind
+        self.guard_a = guard_a
+        self.guard_b = guard_b
+        self.guard_expected = guard_expected
+        self._pool = []
+
+    @property
+    def n_rows(self):
+        return self.tape.n_rows - 1
+
+    def tape_copy(self):
+        """A copy of the replayed tape, for inspection."""
+        return self.tape.copy()
+
+    @property
+    def n_inputs(self):
+        return self.inputs.shape[0]
+
+    @property
+    def n_outputs(self):
+        return self.outputs.shape[0]
+
+    @property
+    def n_guards(self):
+        return self.guard_kind.shape[0]
+
+    def arrays(self):
+        """The arrays that define this replay (copies), as accepted by the constructor."""
+        rows = self.tape.to_arrays()
+        return {"op": rows["op"], "arg0": rows["arg0"], "arg1": rows["arg1"],
+                "value": rows["value"], "inputs": np.array(self.inputs),
+                "outputs": np.array(self.outputs), "guard_kind": np.array(self.guard_kind),
+                "guard_a": np.array(self.guard_a), "guard_b": np.array(self.guard_b),
+                "guard_expected": np.array(self.guard_expected)}
+
+    def describe_guard(self, Py_ssize_t g):
+        """A readable description of guard ``g``."""
+        kind, a, b = self.guard_kind[g], self.guard_a[g], self.guard_b[g]
+        expected = self.guard_expected[g]
+        if kind <= GUARD_GE:
+            return (f"guard {g}: (row {a} {GUARD_NAMES[kind]} row {b}) was "
+                    f"{bool(expected)} when recorded")
+        return f"guard {g}: {GUARD_NAMES[kind]}(row {a}) was {expected!r} when recorded"
+
+    def first_failed_guard(self, x):
+        """Index of the first guard that fails at the single point x, or -1."""
+        cdef const double[::1] point = np.ascontiguousarray(x, dtype=np.float64)
+        cdef Workspace work = self._take(1)
+        cdef uint8_t ok
+        cdef Py_ssize_t g, failed = -1
+        self._forward(work, &point[0], 0, 1, &ok)
+        for g in range(self.guard_kind.shape[0]):
+            if not guard_holds(self.guard_kind[g], work.value[self.guard_a[g]],
+                               work.value[self.guard_b[g]], self.guard_expected[g]):
+                failed = g
+                break
+        self._give_back(work)
+        return failed
+
+    cdef Workspace _take(self, Py_ssize_t points):
+        cdef Workspace work
+        cdef Py_ssize_t k
+        for k in range(len(self._pool)):
+            work = <Workspace>self._pool[k]
+            if work.points == points:
+                del self._pool[k]
+                return work
+        return Workspace(self, points)
+
+    def _give_back(self, Workspace work):
+        if len(self._pool) < 16:
+            self._pool.append(work)
+
+    cdef int _forward(self, Workspace work, const double* x, Py_ssize_t stride,
+                      Py_ssize_t count, uint8_t* ok) except -1 nogil:
+        """Set the inputs of ``count`` points (point k's inputs at x + k * stride),
+        recompute every row, and set ok[k] to whether point k's guards hold."""
+        cdef Py_ssize_t K = work.points, n = self.inputs.shape[0], i, j, k, row, a, b
+        cdef Py_ssize_t rows = self.tape.n_rows
+        cdef const uint8_t* ops = self.tape.op
+        cdef const int32_t* arg0 = self.tape.arg0
+        cdef const int32_t* arg1 = self.tape.arg1
+        cdef int op
+        cdef double* value = work.value
+        for j in range(n):
+            row = self.inputs[j]
+            for k in range(count):
+                value[row * K + k] = x[k * stride + j]
+        for i in range(1, rows):
+            op = ops[i]
+            if op_arity(op) == 0:
+                continue
+            a = arg0[i]
+            b = arg1[i]
+            if K == 1:
+                value[i] = op_eval(op, value[a], value[b], &work.d0[i], &work.d1[i])
+            else:
+                op_eval_many(op, K, &value[a * K], &value[b * K], &value[i * K],
+                             &work.d0[i * K], &work.d1[i * K])
+        for k in range(count):
+            ok[k] = 1
+        for j in range(self.guard_kind.shape[0]):
+            a = self.guard_a[j] * K
+            b = self.guard_b[j] * K
+            for k in range(count):
+                if not guard_holds(self.guard_kind[j], value[a + k], value[b + k],
+                                   self.guard_expected[j]):
+                    ok[k] = 0
+        return 0
+
+    cdef void _reverse(self, Workspace work, Py_ssize_t output) noexcept nogil:
+        cdef Py_ssize_t top = self.outputs[output]
+        if work.points == 1:
+            reverse_sweep(self.tape.arg0, self.tape.arg1, work.d0, work.d1, work.adjoint,
+                          top, 1.0)
+        else:
+            reverse_sweep_points(self.tape.arg0, self.tape.arg1, work.d0, work.d1,
+                                 work.adjoint, top, work.points)
+
+    def evaluate(self, const double[:, ::1] x, double[:, ::1] values,
+                 double[:, :, ::1] jacobian, uint8_t[::1] ok):
+        """Replay at the points x (k, n_inputs), writing values (k, n_outputs),
+        the Jacobian (k, n_outputs, n_inputs) unless it is None, and ok (k,):
+        whether each point's guards held.  Returns how many points failed.
+
+        Shapes are checked here; the caller gives fresh or ``out=`` arrays.
+        """
+        cdef Py_ssize_t points = x.shape[0], n = self.inputs.shape[0]
+        cdef Py_ssize_t m = self.outputs.shape[0], chunk, start, count, i, j, k, row, top
+        cdef Py_ssize_t failed = 0
+        cdef bint want_jacobian = jacobian is not None
+        cdef Workspace work
+        if x.shape[1] != n or values.shape[0] != points or values.shape[1] != m \
+                or ok.shape[0] != points:
+            raise ValueError("replay arrays have inconsistent shapes")
+        if want_jacobian and (jacobian.shape[0] != points or jacobian.shape[1] != m
+                              or jacobian.shape[2] != n):
+            raise ValueError("replay Jacobian array has the wrong shape")
+        if points == 0:
+            return 0
+        if points == 1:
+            chunk = 1
+        else:
+            chunk = CHUNK_BYTES // (32 * self.tape.n_rows)
+            chunk = max(MIN_CHUNK, min(MAX_CHUNK, chunk, points))
+        work = self._take(chunk)
+        try:
+            with nogil:
+                start = 0
+                while start < points:
+                    count = min(chunk, points - start)
+                    self._forward(work, &x[start, 0], n, count, &ok[start])
+                    for j in range(m):
+                        row = self.outputs[j]
+                        for k in range(count):
+                            values[start + k, j] = work.value[row * chunk + k]
+                    if not want_jacobian:
+                        start += chunk
+                        continue
+                    for j in range(m):
+                        self._reverse(work, j)
+                        top = self.outputs[j]
+                        for k in range(count):
+                            for i in range(n):
+                                row = self.inputs[i]
+                                # rows above the output were not swept: their gradient is 0
+                                jacobian[start + k, j, i] = (
+                                    work.adjoint[row * chunk + k] if row <= top else 0.0)
+                    start += chunk
+                for k in range(points):
+                    failed += ok[k] == 0
+        finally:
+            self._give_back(work)
+        return failed
+
+    def __reduce__(self):
+        arrays = self.arrays()
+        return (Replay, tuple(arrays[name] for name in REPLAY_ARRAYS))
+
+
+#: The arrays that define a Replay, in constructor order, with their dtypes.
+REPLAY_ARRAYS = ("op", "arg0", "arg1", "value", "inputs", "outputs",
+                 "guard_kind", "guard_a", "guard_b", "guard_expected")
+REPLAY_DTYPES = dict(op=np.uint8, arg0=np.int32, arg1=np.int32, value=np.float64,
+                     inputs=np.int32, outputs=np.int32, guard_kind=np.uint8,
+                     guard_a=np.int32, guard_b=np.int32, guard_expected=np.float64)
+
+
+def _validated_replay_arrays(*given):
+    """Check everything a replay will index; raise ValueError naming the first problem."""
+    arrays = {}
+    for name, array in zip(REPLAY_ARRAYS, given):
+        if not isinstance(array, np.ndarray):
+            raise ValueError(f"{name} must be a numpy array, got {type(array).__name__}")
+        if array.dtype != REPLAY_DTYPES[name]:
+            raise ValueError(f"{name} must have dtype {np.dtype(REPLAY_DTYPES[name])}, "
+                             f"got {array.dtype}")
+        if array.ndim != 1:
+            raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
+        arrays[name] = np.ascontiguousarray(array)
+    op, arg0, arg1, value = arrays["op"], arrays["arg0"], arrays["arg1"], arrays["value"]
+    rows = op.shape[0]
+    if rows < 1 or rows > INT32_MAX:
+        raise ValueError(f"a tape needs between 1 and {INT32_MAX} rows, got {rows}")
+    for name in ("arg0", "arg1", "value"):
+        if arrays[name].shape[0] != rows:
+            raise ValueError(f"{name} has {arrays[name].shape[0]} rows, op has {rows}")
+    if np.any(op >= N_OPS):
+        bad = int(np.flatnonzero(op >= N_OPS)[0])
+        raise ValueError(f"row {bad} has unknown op code {op[bad]}")
+    if op[0] != CONST or arg0[0] != 0 or arg1[0] != 0 or value[0] != 0.0:
+        raise ValueError("row 0 must be the sentinel: CONST 0.0 with no operands")
+    arity = np.asarray(OP_ARITY, dtype=np.int8)[op]
+    row = np.arange(rows)
+    for name, args, used in (("arg0", arg0, arity >= 1), ("arg1", arg1, arity == 2)):
+        bad = (used & ((args < 0) | (args >= row))) | (~used & (args != 0))
+        bad[0] = False
+        if np.any(bad):
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"row {i} ({OP_NAMES[op[i]]}): {name} = {args[i]} must "
+                             + ("point at an earlier row" if used[i] else "be 0"))
+    pow_const = np.flatnonzero(op == POW_CONST)
+    if pow_const.size and np.any(op[arg1[pow_const]] != CONST):
+        i = int(pow_const[np.flatnonzero(op[arg1[pow_const]] != CONST)[0]])
+        raise ValueError(f"row {i} (pow_const): its exponent row must be a constant")
+    inputs, outputs = arrays["inputs"], arrays["outputs"]
+    if np.any((inputs < 1) | (inputs >= rows)) or np.any(op[np.clip(inputs, 0, rows - 1)] != INPUT):
+        raise ValueError("every input must be the row of an INPUT op")
+    if np.unique(inputs).shape[0] != inputs.shape[0]:
+        raise ValueError("inputs must not repeat a row")
+    if outputs.shape[0] < 1 or np.any((outputs < 1) | (outputs >= rows)):
+        raise ValueError("outputs must be one or more rows of the tape (not the sentinel)")
+    kinds = arrays["guard_kind"]
+    for name in ("guard_a", "guard_b", "guard_expected"):
+        if arrays[name].shape[0] != kinds.shape[0]:
+            raise ValueError(f"{name} has {arrays[name].shape[0]} guards, "
+                             f"guard_kind has {kinds.shape[0]}")
+    if np.any(kinds >= N_GUARD_KINDS):
+        raise ValueError("unknown guard kind")
+    for name in ("guard_a", "guard_b"):
+        if np.any((arrays[name] < 0) | (arrays[name] >= rows)):
+            raise ValueError(f"{name} must be rows of the tape")
+    return tuple(arrays[name] for name in REPLAY_ARRAYS)

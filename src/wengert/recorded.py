@@ -1,0 +1,384 @@
+"""Record once, replay in C: ``wengert.record``.
+
+``record(fun, x0)`` runs ``fun`` once on variables, keeps the tape, and
+returns a ``RecordedFunction`` that evaluates value, gradient and Jacobian at
+new inputs by replaying the tape in C (op codes and constants only; no Python
+runs), for one point or a batch of points, with the GIL released.
+
+Python control flow is recorded as guards: every comparison of a Var and
+every conversion of a Var to a Python number.  Replay checks them at each new
+input; where one fails, the function is recorded again at that input
+(``retapes`` counts this) or, without ``fun`` or with ``retape=False``,
+``BranchChanged`` is raised.  Plain Python over the compiled ``Replay``.
+"""
+
+import numbers
+import pickle
+
+import numpy as np
+
+from wengert._tape import REPLAY_ARRAYS, Replay, Tape, Var
+
+__all__ = ["record", "load", "RecordedFunction", "BranchChanged"]
+
+FILE_FORMAT = 1
+
+
+class BranchChanged(RuntimeError):
+    """Replay met an input where the recorded Python code would branch differently."""
+
+
+def record(fun, x0, *, retape=True):
+    """Record ``fun`` at ``x0`` for fast replay at new inputs.
+
+    Args:
+        fun: A function of one argument: a Var when ``x0`` is a number, or a
+            list of Vars when ``x0`` is a 1-D array; it returns a scalar or a
+            sequence of scalars.
+        x0: Where to record: a real number or a 1-D array-like.
+        retape: Whether to record again when a guard fails at a new input
+            (``False`` raises ``BranchChanged`` instead).
+
+    Returns:
+        A ``RecordedFunction``.
+
+    >>> import numpy as np
+    >>> import wengert as wg
+    >>> F = wg.record(lambda x: x[0] * x[1] + wg.sin(x[0]), np.zeros(2))
+    >>> value, gradient = F.value_and_grad(np.array([1.0, 2.0]))
+    >>> round(value, 6), gradient.round(6)
+    (2.841471, array([2.540302, 1.      ]))
+    >>> F(np.array([[0.0, 1.0], [1.0, 1.0]])).round(6)    # a batch of two points
+    array([0.      , 1.841471])
+    """
+    return RecordedFunction(fun, x0, retape=retape)
+
+
+class RecordedFunction:
+    """A function recorded on a tape, evaluated at new inputs by replay in C.
+
+    Every method takes one point (``x`` shaped like ``x0``) or a batch (an
+    extra leading axis of k points) and returns fresh float64 arrays, or
+    fills ``out=``.
+
+    Attributes:
+        retapes: How many times the function was recorded again because a
+            guard failed.
+        slow_points: How many points of the last call took the slow path.
+    """
+
+    def __init__(self, fun, x0, *, retape=True):
+        if not callable(fun):
+            raise TypeError(f"record() expects a callable, got {type(fun).__name__}")
+        self._fun = fun
+        self._retape = retape
+        self._scalar_input = isinstance(x0, numbers.Real) and not isinstance(x0, bool)
+        point = self._point(x0, "x0")
+        if point.shape[0] != 1:
+            raise ValueError("x0 must be a single point: a number or a 1-D array")
+        self._n = point.shape[1]
+        self._replay, self._scalar_output = self._record(point[0])
+        self.retapes = 0
+        self.slow_points = 0
+
+    # -- recording -------------------------------------------------------------
+
+    def _record(self, x):
+        tape = Tape(capacity=4096)
+        tape.guards = []
+        try:
+            with tape:
+                if self._scalar_input:
+                    inputs = [tape.var(x[0])]
+                    output = self._fun(inputs[0])
+                else:
+                    inputs = tape.variables(x)
+                    output = self._fun(list(inputs))
+        finally:
+            guards = tape.guards
+            tape.guards = None
+        scalar_output = _is_scalar(output)
+        items = [output] if scalar_output else _output_items(output)
+        rows = [_output_row(tape, item) for item in items]
+        arrays = tape.to_arrays()
+        kind, a, b, expected = (zip(*guards) if guards else ((), (), (), ()))
+        replay = Replay(arrays["op"], arrays["arg0"], arrays["arg1"], arrays["value"],
+                        np.array([v.index for v in inputs], dtype=np.int32),
+                        np.array(rows, dtype=np.int32),
+                        np.array(kind, dtype=np.uint8), np.array(a, dtype=np.int32),
+                        np.array(b, dtype=np.int32), np.array(expected, dtype=np.float64))
+        return replay, scalar_output
+
+    # -- sizes -----------------------------------------------------------------
+
+    def __len__(self):
+        """Rows of the recorded tape."""
+        return self._replay.n_rows
+
+    @property
+    def n_inputs(self):
+        return self._n
+
+    @property
+    def n_outputs(self):
+        return self._replay.n_outputs
+
+    @property
+    def n_guards(self):
+        return self._replay.n_guards
+
+    @property
+    def tape(self):
+        """A copy of the recorded tape, for inspection (``to_arrays()``, ``len``)."""
+        return self._replay.tape_copy()
+
+    def __repr__(self):
+        name = getattr(self._fun, "__qualname__", "<unavailable>") if self._fun else "<loaded>"
+        return (f"<wengert.RecordedFunction of {name}: {self._n} inputs, {self.n_outputs} "
+                f"outputs, {len(self)} rows, {self.n_guards} guards>")
+
+    # -- evaluation --------------------------------------------------------------
+
+    def __call__(self, x, out=None):
+        """The value(s) at x: a float (scalar output) or an array (m,); batched, (k,) or (k, m)."""
+        points, batched = self._points(x)
+        values, _ = self._run(points, batched, want_jacobian=False,
+                              values_out=_values_view(out, points, self.n_outputs,
+                                                      self._value_shape(points, batched)))
+        if not batched and self._scalar_output:
+            return float(values[0, 0])
+        return out if out is not None else values.reshape(self._value_shape(points, batched))
+
+    def value_and_grad(self, x, out=None):
+        """Value and gradient of a scalar-output function at x.
+
+        Returns ``(value, gradient)``: a float and an array shaped like x (a
+        float for a scalar argument); batched, values (k,) and gradients (k, n).
+        ``out`` is the gradient array to fill, or a (values, gradients) pair.
+        """
+        self._require_scalar_output("value_and_grad")
+        values_out, gradient_out = out if isinstance(out, tuple) else (None, out)
+        points, batched = self._points(x)
+        values, jacobian = self._run(
+            points, batched, want_jacobian=True,
+            values_out=_values_view(values_out, points, 1, self._value_shape(points, batched)),
+            jacobian_out=_jacobian_view(gradient_out, points, 1, self._n,
+                                        self._gradient_shape(points, batched, False)))
+        gradient = self._shape_gradient(jacobian, points, batched, False, gradient_out)
+        if not batched:
+            return float(values[0, 0]), gradient
+        return (values_out if values_out is not None else values.reshape(-1)), gradient
+
+    def grad(self, x, out=None):
+        """The gradient of a scalar-output function at x (see ``value_and_grad``)."""
+        return self.value_and_grad(x, out=out)[1]
+
+    def jacobian(self, x, out=None):
+        """The Jacobian at x: shape (m, n) (a scalar output or input drops its axis);
+        batched, a leading axis k."""
+        points, batched = self._points(x)
+        _, jacobian = self._run(
+            points, batched, want_jacobian=True,
+            jacobian_out=_jacobian_view(out, points, self.n_outputs, self._n,
+                                        self._gradient_shape(points, batched, True)))
+        return self._shape_gradient(jacobian, points, batched, True, out)
+
+    # -- internals -----------------------------------------------------------------
+
+    def _require_scalar_output(self, method):
+        if not self._scalar_output:
+            raise TypeError(f"{method} needs a scalar-output function; this one returns "
+                            f"{self.n_outputs} values: use jacobian")
+
+    def _point(self, x, name):
+        if np.iscomplexobj(x):
+            raise TypeError(f"{name} must be real, got complex values")
+        try:
+            array = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"{name} must be a real number or an array of real numbers: "
+                            f"{error}") from None
+        if self._scalar_input:
+            if array.ndim > 1:
+                raise ValueError(f"{name} must be a number or a 1-D batch of numbers, "
+                                 f"got shape {array.shape}")
+            return np.ascontiguousarray(array.reshape(-1, 1))
+        if array.ndim not in (1, 2):
+            raise ValueError(f"{name} must be a 1-D array (one point) or a 2-D array "
+                             f"(a batch of points), got shape {array.shape}")
+        return np.ascontiguousarray(array.reshape(-1, array.shape[-1]))
+
+    def _points(self, x):
+        points = self._point(x, "x")
+        batched = np.ndim(x) == (1 if self._scalar_input else 2)
+        if points.shape[1] != self._n:
+            raise ValueError(f"x has {points.shape[1]} inputs per point; this function was "
+                             f"recorded with {self._n}")
+        return points, batched
+
+    def _value_shape(self, points, batched):
+        shape = () if self._scalar_output else (self.n_outputs,)
+        return ((points.shape[0],) if batched else ()) + shape
+
+    def _gradient_shape(self, points, batched, with_outputs):
+        shape = (self.n_outputs,) if (with_outputs and not self._scalar_output) else ()
+        shape += () if self._scalar_input else (self._n,)
+        return ((points.shape[0],) if batched else ()) + shape
+
+    def _shape_gradient(self, jacobian, points, batched, with_outputs, out):
+        if out is not None:
+            return out
+        shape = self._gradient_shape(points, batched, with_outputs)
+        if shape == ():
+            return float(jacobian[0, 0, 0])
+        return jacobian.reshape(shape)
+
+    def _run(self, points, batched, want_jacobian, values_out=None, jacobian_out=None):
+        k, m = points.shape[0], self.n_outputs
+        values = values_out if values_out is not None else np.empty((k, m))
+        jacobian = None
+        if want_jacobian:
+            jacobian = jacobian_out if jacobian_out is not None else np.empty((k, m, self._n))
+        ok = np.empty(k, dtype=np.uint8)
+        failed = self._replay.evaluate(points, values, jacobian, ok)
+        self.slow_points = failed
+        if failed:
+            self._slow_path(points, batched, ok, values, jacobian)
+        return values, jacobian
+
+    def _slow_path(self, points, batched, ok, values, jacobian):
+        """Points where a guard failed: record again there (or raise BranchChanged)."""
+        failing = np.flatnonzero(ok == 0)
+        if self._fun is None or not self._retape:
+            where = ("a point" if not batched
+                     else f"{failing.size} of {points.shape[0]} points, the first at index "
+                          f"{failing[0]}")
+            guard = self._replay.first_failed_guard(points[failing[0]])
+            reason = ("the recorded function is not available (loaded from a file or "
+                      "unpickled)" if self._fun is None else "retape=False")
+            raise BranchChanged(
+                f"the recorded branch does not hold at {where}: "
+                f"{self._replay.describe_guard(guard)}; cannot record again because {reason}")
+        for index in failing:
+            replay, _ = self._record(points[index])
+            self.retapes += 1
+            one_ok = np.empty(1, dtype=np.uint8)
+            replay.evaluate(points[index:index + 1], values[index:index + 1],
+                            None if jacobian is None else jacobian[index:index + 1], one_ok)
+            if not batched:
+                self._replay = replay        # follow the branch the caller is in now
+
+    # -- pickle and files ------------------------------------------------------------
+
+    def __getstate__(self):
+        try:
+            pickle.dumps(self._fun)
+            fun = self._fun
+        except Exception:  # noqa: BLE001 - any failure means: do not keep fun
+            fun = None
+        return {"arrays": self._replay.arrays(), "fun": fun, "retape": self._retape,
+                "scalar_input": self._scalar_input, "scalar_output": self._scalar_output,
+                "retapes": self.retapes}
+
+    def __setstate__(self, state):
+        arrays = state["arrays"]
+        self._replay = Replay(*(arrays[name] for name in REPLAY_ARRAYS))
+        self._fun = state["fun"]
+        self._retape = state["retape"]
+        self._scalar_input = state["scalar_input"]
+        self._scalar_output = state["scalar_output"]
+        self._n = self._replay.n_inputs
+        self.retapes = state["retapes"]
+        self.slow_points = 0
+
+    def save(self, path):
+        """Write the recorded tape to a numpy ``.npz`` file (no pickles inside).
+
+        ``wengert.load`` reads it back; the function itself is not saved, so a
+        loaded function raises ``BranchChanged`` where a guard fails.
+        """
+        meta = np.array([FILE_FORMAT, self._scalar_input, self._scalar_output], dtype=np.int64)
+        np.savez(path, meta=meta, **self._replay.arrays())
+
+
+def load(path):
+    """Load a recorded function saved by ``RecordedFunction.save``.
+
+    The file is read with ``allow_pickle=False`` and every array is validated
+    (op codes, operand indices, lengths, dtypes, inputs, outputs, guards), so a
+    file from a stranger cannot crash the interpreter or read out of bounds.
+
+    Raises:
+        ValueError: the file is not a valid wengert recording.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in ("meta",) + REPLAY_ARRAYS}
+    except (OSError, ValueError, KeyError, EOFError, UnicodeDecodeError) as error:
+        raise ValueError(f"not a readable wengert recording: {error}") from None
+    except Exception as error:  # noqa: BLE001 - zipfile/zlib raise many kinds of errors
+        raise ValueError(f"not a readable wengert recording: {error!r}") from None
+    meta = arrays.pop("meta")
+    if meta.dtype != np.int64 or meta.shape != (3,) or meta[0] != FILE_FORMAT \
+            or meta[1] not in (0, 1) or meta[2] not in (0, 1):
+        raise ValueError("not a wengert recording of a known format (bad meta array)")
+    replay = Replay(*(arrays[name] for name in REPLAY_ARRAYS))     # validates
+    if meta[1] and replay.n_inputs != 1:
+        raise ValueError("a scalar-input recording must have exactly one input")
+    if meta[2] and replay.n_outputs != 1:
+        raise ValueError("a scalar-output recording must have exactly one output")
+    function = RecordedFunction.__new__(RecordedFunction)
+    function.__setstate__({"arrays": replay.arrays(), "fun": None, "retape": False,
+                           "scalar_input": bool(meta[1]), "scalar_output": bool(meta[2]),
+                           "retapes": 0})
+    return function
+
+
+# -- helpers -----------------------------------------------------------------------
+
+def _is_scalar(output):
+    return isinstance(output, (Var, numbers.Real)) or (
+        isinstance(output, np.ndarray) and output.ndim == 0)
+
+
+def _output_items(output):
+    if isinstance(output, np.ndarray):
+        return list(output.ravel())
+    try:
+        return list(output)
+    except TypeError:
+        raise TypeError("record expects fun to return a scalar or a sequence of scalars, "
+                        f"got {type(output).__name__}") from None
+
+
+def _output_row(tape, item):
+    if isinstance(item, np.ndarray):
+        item = item[()]
+    if isinstance(item, Var) and item.tape is tape:
+        return item.index
+    if isinstance(item, (Var, numbers.Real)):
+        # Independent of the inputs (a number, or a variable of another tape): a constant.
+        return tape.constant(float(item)).index
+    raise TypeError(f"record expects scalar outputs, got {type(item).__name__}")
+
+
+def _checked_out(out, shape, what):
+    if not isinstance(out, np.ndarray) or out.dtype != np.float64 \
+            or not out.flags.c_contiguous or not out.flags.writeable or out.shape != shape:
+        raise ValueError(f"out for the {what} must be a writeable C-contiguous float64 array of "
+                         f"shape {shape}, got "
+                         + (f"shape {out.shape} and dtype {out.dtype}"
+                            if isinstance(out, np.ndarray) else type(out).__name__))
+    return out
+
+
+def _values_view(out, points, m, shape):
+    if out is None:
+        return None
+    return _checked_out(out, shape, "values").reshape(points.shape[0], m)
+
+
+def _jacobian_view(out, points, m, n, shape):
+    if out is None:
+        return None
+    return _checked_out(out, shape, "gradient").reshape(points.shape[0], m, n)

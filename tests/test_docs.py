@@ -33,12 +33,12 @@ def test_doctests(name):
     module = importlib.import_module(name)
     finder = doctest.DocTestFinder(exclude_empty=True)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    tests = finder.find(module, name, globs={})
+    tests = finder.find(module, name)          # module globals, as doctest.testmod
     if name == "wengert._tape":
         # Cython functions are not found by module inspection: collect their docstrings too.
         tests += [test for obj_name in dir(module)
                   for test in finder.find(getattr(module, obj_name), f"{name}.{obj_name}",
-                                          globs={})
+                                          globs=dict(vars(module)))
                   if getattr(getattr(module, obj_name), "__module__", None) == name
                   and test.examples]
     seen = set()

@@ -68,18 +68,33 @@ def test_constants_are_rows():
 
 
 def test_growth_through_many_doublings_keeps_every_row():
+    # 1.2 million rows: more than the spare buffers a freed tape leaves for reuse
+    # (32 MiB), so this tape really grows from one row through 21 doublings.
     tape = wg.Tape(capacity=1)
     x = tape.var(1.0)
     values = []
     y = x
-    for k in range(5000):
-        y = y * 1.001 + 0.5
+    for k in range(300_000):
+        y = y * 1.000001 + 0.5
         values.append(y.value)
-    assert len(tape) == 1 + 4 * 5000
+    assert len(tape) == 1 + 4 * 300_000
+    assert tape.allocated_nbytes >= 33 * len(tape)
     rows = tape.to_arrays()
     assert rows["value"][5::4].tolist() == values     # input, then const, mul, const, add
     y.backward()
-    assert x.grad == pytest.approx(1.001 ** 5000, rel=1e-12)
+    assert x.grad == pytest.approx(1.000001 ** 300_000, rel=1e-9)
+
+
+def test_a_new_tape_reuses_a_freed_tapes_buffers_safely():
+    for _ in range(3):
+        tape = wg.Tape()
+        xs = tape.variables(np.arange(5000.0))
+        y = sum(x * x for x in xs)
+        assert tape.gradient(y, xs).tolist() == (2 * np.arange(5000.0)).tolist()
+        assert tape.to_arrays()["value"][0] == 0.0 and len(tape) == 5000 + 1 + 2 * 5000
+        del tape, xs, y
+    fresh = wg.Tape()
+    assert len(fresh) == 0 and fresh.var(2.0).grad == 0.0
 
 
 def test_length_and_memory():

@@ -1,19 +1,21 @@
 # cython: language_level=3
 """THE op table: every elementary operation wengert records, in one place.
 
-Each op is one enum value and one branch of ``op_eval``, which returns the
-op's value and writes its local partial derivatives.  Every consumer of op
-semantics (recording, and later replay, tangent and second-order sweeps) calls
-``op_eval``; the reverse sweep never looks at op codes, it only reads the
-partials that ``op_eval`` stored.
+Each op is one enum value and one branch of ``op_eval``, which computes the
+op's value and its local partial derivatives at ``n`` points at once: one
+point when recording, a block of points when a recorded tape is replayed in a
+batch.  The loop sits inside each branch so that it runs with a constant op
+and the C compiler can vectorise it.  Every consumer of op semantics
+(recording, plain numbers, replay) calls ``op_eval``; the reverse sweep never
+looks at op codes, it only reads the partials that ``op_eval`` stored.
 
-Operands: ``a`` is the value of the row's first operand (``arg0``) and ``b``
-that of its second (``arg1``).  Unary ops ignore ``b`` and must write
-``db = 0``; ops with no operands (CONST, INPUT) are never evaluated.
+Operands: ``a[k]`` is the value of the row's first operand (``arg0``) at point
+k and ``b[k]`` that of its second (``arg1``).  Unary ops ignore ``b`` and
+write ``db = 0``; ops with no operands (CONST, INPUT) are never evaluated.
 
-Adding an op touches: the enum (append it in the right group), one branch
-below, its name in ``OP_NAMES`` (``_tape.pyx``), its public function
-(``_tape.pyx``) and one entry in the test domain table (``tests/optable.py``).
+Adding an op touches: the enum (in the right group), one branch below, its
+name in ``OP_NAMES`` (``_tape.pyx``), its public function (``_tape.pyx``) and
+one entry in the test domain table (``tests/optable.py``).
 
 Conventions at non-smooth and out-of-domain points are the README's table;
 each is marked ``# convention`` below.
@@ -90,219 +92,248 @@ cdef inline int op_arity(int op) noexcept nogil:
     return 1
 
 
-cdef inline double op_eval(int op, double a, double b,
-                           double* da, double* db) noexcept nogil:
-    """Value of ``op`` at operands (a, b); writes d value/da and d value/db."""
-    cdef double y, t
-    db[0] = 0.0
+cdef inline void op_eval(int op, Py_ssize_t n, const double* a, const double* b,
+                         double* y, double* da, double* db) noexcept nogil:
+    """y[k] = op(a[k], b[k]), da[k] = d y / d a, db[k] = d y / d b, for k < n."""
+    cdef Py_ssize_t k
+    cdef double t, u
     if op == ADD:
-        y = a + b
-        da[0] = 1.0; db[0] = 1.0
+        for k in range(n):
+            y[k] = a[k] + b[k]
+            da[k] = 1.0
+            db[k] = 1.0
     elif op == SUB:
-        y = a - b
-        da[0] = 1.0; db[0] = -1.0
+        for k in range(n):
+            y[k] = a[k] - b[k]
+            da[k] = 1.0
+            db[k] = -1.0
     elif op == MUL:
-        y = a * b
-        da[0] = b; db[0] = a
+        for k in range(n):
+            t = a[k]
+            u = b[k]
+            y[k] = t * u
+            da[k] = u
+            db[k] = t
     elif op == DIV:
-        y = a / b                              # IEEE: 1/0 = inf, 0/0 = nan
-        da[0] = 1.0 / b; db[0] = -y / b
+        for k in range(n):
+            t = a[k] / b[k]                    # IEEE: 1/0 = inf, 0/0 = nan
+            y[k] = t
+            da[k] = 1.0 / b[k]
+            db[k] = -t / b[k]
     elif op == POW or op == POW_CONST:
-        if b == 2.0:                           # exact and cheap: the common square
-            y = a * a
-            da[0] = 2.0 * a
-        else:
-            y = pow(a, b)                      # C pow: pow(0, 0) = 1, pow(-8, 1/3) = nan
-            # convention: d/da = 0 where b == 0 (a ** 0 is the constant 1, even at a = 0)
-            da[0] = 0.0 if b == 0.0 else b * pow(a, b - 1.0)
-        if op == POW:
+        for k in range(n):
+            if b[k] == 2.0:                    # exact and cheap: the common square
+                t = a[k] * a[k]
+                da[k] = 2.0 * a[k]
+            else:
+                t = pow(a[k], b[k])            # C pow: pow(0, 0) = 1, pow(-8, 1/3) = nan
+                # convention: d/da = 0 where b == 0 (a ** 0 is the constant 1, even at a = 0)
+                da[k] = 0.0 if b[k] == 0.0 else b[k] * pow(a[k], b[k] - 1.0)
+            y[k] = t
+            # POW_CONST: arg1 is a constant, whose partial is never needed.
             # convention: d/db = 0 at a == 0 (log(a) * a ** b would be -inf * 0)
-            db[0] = 0.0 if a == 0.0 else log(a) * y
+            db[k] = 0.0 if (op == POW_CONST or a[k] == 0.0) else log(a[k]) * t
     elif op == ATAN2:
-        y = atan2(a, b)
-        t = a * a + b * b
-        if t != 0.0:                           # convention: zero partials at the origin
-            da[0] = b / t; db[0] = -a / t
-        else:
-            da[0] = 0.0
+        for k in range(n):
+            y[k] = atan2(a[k], b[k])
+            t = hypot(a[k], b[k])              # not a*a + b*b, which under- or overflows
+            # convention: zero partials at the origin
+            da[k] = (b[k] / t) / t if t != 0.0 else 0.0
+            db[k] = (-a[k] / t) / t if t != 0.0 else 0.0
     elif op == HYPOT:
-        y = hypot(a, b)
-        if y != 0.0:                           # convention: zero partials at the origin
-            da[0] = a / y; db[0] = b / y
-        else:
-            da[0] = 0.0
+        for k in range(n):
+            t = hypot(a[k], b[k])
+            y[k] = t
+            # convention: zero partials at the origin
+            da[k] = a[k] / t if t != 0.0 else 0.0
+            db[k] = b[k] / t if t != 0.0 else 0.0
     elif op == MAXIMUM or op == MINIMUM:
-        if a == b:                             # convention: a tie splits the gradient evenly
-            y = a
-            da[0] = 0.5; db[0] = 0.5
-        elif a != a or b != b:                 # NaN propagates, as in numpy and JAX
-            y = NAN
-            da[0] = NAN; db[0] = NAN
-        elif (a > b) == (op == MAXIMUM):
-            y = a
-            da[0] = 1.0
-        else:
-            y = b
-            da[0] = 0.0; db[0] = 1.0
+        for k in range(n):
+            t = a[k]
+            u = b[k]
+            if t == u:                         # convention: a tie splits the gradient evenly
+                y[k] = t
+                da[k] = 0.5
+                db[k] = 0.5
+            elif t != t or u != u:             # NaN propagates, as in numpy and JAX
+                y[k] = NAN
+                da[k] = NAN
+                db[k] = NAN
+            elif (t > u) == (op == MAXIMUM):
+                y[k] = t
+                da[k] = 1.0
+                db[k] = 0.0
+            else:
+                y[k] = u
+                da[k] = 0.0
+                db[k] = 1.0
     elif op == NEG:
-        y = -a
-        da[0] = -1.0
+        for k in range(n):
+            y[k] = -a[k]
+            da[k] = -1.0
+            db[k] = 0.0
     elif op == ABS:
-        y = fabs(a)
-        # convention: d|a|/da = 0 at a == 0 (sign(0) = 0); NaN stays NaN
-        da[0] = 1.0 if a > 0.0 else (-1.0 if a < 0.0 else a * 0.0)
+        for k in range(n):
+            t = a[k]
+            y[k] = fabs(t)
+            # convention: d|a|/da = 0 at a == 0 (sign(0) = 0); NaN stays NaN
+            da[k] = 1.0 if t > 0.0 else (-1.0 if t < 0.0 else t * 0.0)
+            db[k] = 0.0
     elif op == EXP:
-        y = exp(a)
-        da[0] = y
+        for k in range(n):
+            t = exp(a[k])
+            y[k] = t
+            da[k] = t
+            db[k] = 0.0
     elif op == EXPM1:
-        y = expm1(a)
-        da[0] = y + 1.0
+        for k in range(n):
+            t = expm1(a[k])
+            y[k] = t
+            da[k] = t + 1.0
+            db[k] = 0.0
     elif op == EXP2:
-        y = exp2(a)
-        da[0] = y * M_LN2
+        for k in range(n):
+            t = exp2(a[k])
+            y[k] = t
+            da[k] = t * M_LN2
+            db[k] = 0.0
     elif op == LOG:
-        y = log(a)                             # log(0) = -inf, log(-1) = nan
-        da[0] = 1.0 / a
+        for k in range(n):
+            y[k] = log(a[k])                   # log(0) = -inf, log(-1) = nan
+            da[k] = 1.0 / a[k]
+            db[k] = 0.0
     elif op == LOG1P:
-        y = log1p(a)
-        da[0] = 1.0 / (1.0 + a)
+        for k in range(n):
+            y[k] = log1p(a[k])
+            da[k] = 1.0 / (1.0 + a[k])
+            db[k] = 0.0
     elif op == LOG2:
-        y = log2(a)
-        da[0] = 1.0 / (a * M_LN2)
+        for k in range(n):
+            y[k] = log2(a[k])
+            da[k] = 1.0 / (a[k] * M_LN2)
+            db[k] = 0.0
     elif op == LOG10:
-        y = log10(a)
-        da[0] = 1.0 / (a * M_LN10)
+        for k in range(n):
+            y[k] = log10(a[k])
+            da[k] = 1.0 / (a[k] * M_LN10)
+            db[k] = 0.0
     elif op == SQRT:
-        y = sqrt(a)
-        da[0] = 0.5 / y                        # sqrt'(0) = inf
+        for k in range(n):
+            t = sqrt(a[k])
+            y[k] = t
+            da[k] = 0.5 / t                    # sqrt'(0) = inf
+            db[k] = 0.0
     elif op == CBRT:
-        y = cbrt(a)
-        da[0] = 1.0 / (3.0 * y * y)            # cbrt'(0) = inf
+        for k in range(n):
+            t = cbrt(a[k])
+            y[k] = t
+            da[k] = 1.0 / (3.0 * t * t)        # cbrt'(0) = inf
+            db[k] = 0.0
     elif op == SIN:
-        y = sin(a)
-        da[0] = cos(a)
+        for k in range(n):
+            y[k] = sin(a[k])
+            da[k] = cos(a[k])
+            db[k] = 0.0
     elif op == COS:
-        y = cos(a)
-        da[0] = -sin(a)
+        for k in range(n):
+            y[k] = cos(a[k])
+            da[k] = -sin(a[k])
+            db[k] = 0.0
     elif op == TAN:
-        y = tan(a)
-        da[0] = 1.0 + y * y
+        for k in range(n):
+            t = tan(a[k])
+            y[k] = t
+            da[k] = 1.0 + t * t
+            db[k] = 0.0
     elif op == ASIN:
-        y = asin(a)
-        da[0] = 1.0 / sqrt(1.0 - a * a)        # inf at |a| = 1, nan beyond
+        for k in range(n):
+            y[k] = asin(a[k])
+            da[k] = 1.0 / sqrt(1.0 - a[k] * a[k])     # inf at |a| = 1, nan beyond
+            db[k] = 0.0
     elif op == ACOS:
-        y = acos(a)
-        da[0] = -1.0 / sqrt(1.0 - a * a)
+        for k in range(n):
+            y[k] = acos(a[k])
+            da[k] = -1.0 / sqrt(1.0 - a[k] * a[k])
+            db[k] = 0.0
     elif op == ATAN:
-        y = atan(a)
-        da[0] = 1.0 / (1.0 + a * a)
+        for k in range(n):
+            y[k] = atan(a[k])
+            da[k] = 1.0 / (1.0 + a[k] * a[k])
+            db[k] = 0.0
     elif op == SINH:
-        y = sinh(a)
-        da[0] = cosh(a)
+        for k in range(n):
+            y[k] = sinh(a[k])
+            da[k] = cosh(a[k])
+            db[k] = 0.0
     elif op == COSH:
-        y = cosh(a)
-        da[0] = sinh(a)
+        for k in range(n):
+            y[k] = cosh(a[k])
+            da[k] = sinh(a[k])
+            db[k] = 0.0
     elif op == TANH:
-        y = tanh(a)
-        da[0] = 1.0 - y * y
+        for k in range(n):
+            t = tanh(a[k])
+            y[k] = t
+            da[k] = 1.0 - t * t
+            db[k] = 0.0
     elif op == ASINH:
-        y = asinh(a)
-        da[0] = 1.0 / sqrt(a * a + 1.0)
+        for k in range(n):
+            y[k] = asinh(a[k])
+            da[k] = 1.0 / sqrt(a[k] * a[k] + 1.0)
+            db[k] = 0.0
     elif op == ACOSH:
-        y = acosh(a)
-        da[0] = 1.0 / sqrt(a * a - 1.0)        # inf at a = 1, nan below
+        for k in range(n):
+            y[k] = acosh(a[k])
+            da[k] = 1.0 / sqrt(a[k] * a[k] - 1.0)     # inf at a = 1, nan below
+            db[k] = 0.0
     elif op == ATANH:
-        y = atanh(a)
-        da[0] = 1.0 / (1.0 - a * a)            # inf at |a| = 1
+        for k in range(n):
+            y[k] = atanh(a[k])
+            da[k] = 1.0 / (1.0 - a[k] * a[k])         # inf at |a| = 1
+            db[k] = 0.0
     elif op == ERF:
-        y = erf(a)
-        da[0] = TWO_OVER_SQRT_PI * exp(-a * a)
+        for k in range(n):
+            y[k] = erf(a[k])
+            da[k] = TWO_OVER_SQRT_PI * exp(-a[k] * a[k])
+            db[k] = 0.0
     elif op == ERFC:
-        y = erfc(a)
-        da[0] = -TWO_OVER_SQRT_PI * exp(-a * a)
+        for k in range(n):
+            y[k] = erfc(a[k])
+            da[k] = -TWO_OVER_SQRT_PI * exp(-a[k] * a[k])
+            db[k] = 0.0
     elif op == SIGMOID:
-        if a >= 0.0:                           # stable on both tails
-            y = 1.0 / (1.0 + exp(-a))
-        else:
-            t = exp(a)
-            y = t / (1.0 + t)
-        da[0] = y * (1.0 - y)
+        for k in range(n):
+            if a[k] >= 0.0:                    # stable on both tails
+                t = 1.0 / (1.0 + exp(-a[k]))
+            else:
+                u = exp(a[k])
+                t = u / (1.0 + u)
+            y[k] = t
+            da[k] = t * (1.0 - t)
+            db[k] = 0.0
     elif op == RELU:
-        # convention: relu'(0) = 0; NaN stays NaN
-        if a > 0.0:
-            y = a
-            da[0] = 1.0
-        else:
-            y = a * 0.0 if a != a else 0.0
-            da[0] = y
+        for k in range(n):
+            t = a[k]
+            # convention: relu'(0) = 0; NaN stays NaN
+            y[k] = t if (t > 0.0 or t != t) else 0.0
+            da[k] = 1.0 if t > 0.0 else (t if t != t else 0.0)
+            db[k] = 0.0
     elif op == SOFTPLUS:
-        # log(1 + exp(a)) without overflow; the slope is sigmoid(a)
-        if a >= 0.0:
-            t = exp(-a)
-            y = a + log1p(t)
-            da[0] = 1.0 / (1.0 + t)
-        else:
-            t = exp(a)
-            y = log1p(t)
-            da[0] = t / (1.0 + t)
+        for k in range(n):
+            # log(1 + exp(a)) without overflow; the slope is sigmoid(a)
+            if a[k] >= 0.0:
+                u = exp(-a[k])
+                y[k] = a[k] + log1p(u)
+                da[k] = 1.0 / (1.0 + u)
+            else:
+                u = exp(a[k])
+                y[k] = log1p(u)
+                da[k] = u / (1.0 + u)
+            db[k] = 0.0
     else:
         # CONST and INPUT are never evaluated, and no other code can reach here:
         # op codes are validated where they enter (recording and loading).
-        y = NAN
-        da[0] = NAN; db[0] = NAN
-    return y
-
-
-cdef inline void _eval_loop(int op, Py_ssize_t n, const double* a, const double* b,
-                            double* y, double* da, double* db) noexcept nogil:
-    cdef Py_ssize_t k
-    for k in range(n):
-        y[k] = op_eval(op, a[k], b[k], &da[k], &db[k])
-
-
-cdef inline void op_eval_many(int op, Py_ssize_t n, const double* a, const double* b,
-                              double* y, double* da, double* db) noexcept nogil:
-    """``op_eval`` over n points: y[k] = op(a[k], b[k]) with partials da[k], db[k].
-
-    This is dispatch, not math: each branch hands ``_eval_loop`` a constant op
-    code, so the C compiler specialises op_eval's switch away inside the loop
-    and can vectorise it.  A new op adds one line here.
-    """
-    if op == ADD: _eval_loop(ADD, n, a, b, y, da, db)
-    elif op == SUB: _eval_loop(SUB, n, a, b, y, da, db)
-    elif op == MUL: _eval_loop(MUL, n, a, b, y, da, db)
-    elif op == DIV: _eval_loop(DIV, n, a, b, y, da, db)
-    elif op == POW: _eval_loop(POW, n, a, b, y, da, db)
-    elif op == POW_CONST: _eval_loop(POW_CONST, n, a, b, y, da, db)
-    elif op == ATAN2: _eval_loop(ATAN2, n, a, b, y, da, db)
-    elif op == HYPOT: _eval_loop(HYPOT, n, a, b, y, da, db)
-    elif op == MAXIMUM: _eval_loop(MAXIMUM, n, a, b, y, da, db)
-    elif op == MINIMUM: _eval_loop(MINIMUM, n, a, b, y, da, db)
-    elif op == NEG: _eval_loop(NEG, n, a, b, y, da, db)
-    elif op == ABS: _eval_loop(ABS, n, a, b, y, da, db)
-    elif op == EXP: _eval_loop(EXP, n, a, b, y, da, db)
-    elif op == EXPM1: _eval_loop(EXPM1, n, a, b, y, da, db)
-    elif op == EXP2: _eval_loop(EXP2, n, a, b, y, da, db)
-    elif op == LOG: _eval_loop(LOG, n, a, b, y, da, db)
-    elif op == LOG1P: _eval_loop(LOG1P, n, a, b, y, da, db)
-    elif op == LOG2: _eval_loop(LOG2, n, a, b, y, da, db)
-    elif op == LOG10: _eval_loop(LOG10, n, a, b, y, da, db)
-    elif op == SQRT: _eval_loop(SQRT, n, a, b, y, da, db)
-    elif op == CBRT: _eval_loop(CBRT, n, a, b, y, da, db)
-    elif op == SIN: _eval_loop(SIN, n, a, b, y, da, db)
-    elif op == COS: _eval_loop(COS, n, a, b, y, da, db)
-    elif op == TAN: _eval_loop(TAN, n, a, b, y, da, db)
-    elif op == ASIN: _eval_loop(ASIN, n, a, b, y, da, db)
-    elif op == ACOS: _eval_loop(ACOS, n, a, b, y, da, db)
-    elif op == ATAN: _eval_loop(ATAN, n, a, b, y, da, db)
-    elif op == SINH: _eval_loop(SINH, n, a, b, y, da, db)
-    elif op == COSH: _eval_loop(COSH, n, a, b, y, da, db)
-    elif op == TANH: _eval_loop(TANH, n, a, b, y, da, db)
-    elif op == ASINH: _eval_loop(ASINH, n, a, b, y, da, db)
-    elif op == ACOSH: _eval_loop(ACOSH, n, a, b, y, da, db)
-    elif op == ATANH: _eval_loop(ATANH, n, a, b, y, da, db)
-    elif op == ERF: _eval_loop(ERF, n, a, b, y, da, db)
-    elif op == ERFC: _eval_loop(ERFC, n, a, b, y, da, db)
-    elif op == SIGMOID: _eval_loop(SIGMOID, n, a, b, y, da, db)
-    elif op == RELU: _eval_loop(RELU, n, a, b, y, da, db)
-    elif op == SOFTPLUS: _eval_loop(SOFTPLUS, n, a, b, y, da, db)
+        for k in range(n):
+            y[k] = NAN
+            da[k] = NAN
+            db[k] = NAN

@@ -15,7 +15,7 @@ from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy, memset
 
 from wengert._optable cimport (
-    CONST, INPUT, N_OPS, OpCode, op_arity, op_eval, op_eval_many,
+    CONST, INPUT, N_OPS, OpCode, op_arity, op_eval,
     ADD, SUB, MUL, DIV, POW, POW_CONST, ATAN2, HYPOT, MAXIMUM, MINIMUM,
     NEG, ABS, EXP, EXPM1, EXP2, LOG, LOG1P, LOG2, LOG10, SQRT, CBRT,
     SIN, COS, TAN, ASIN, ACOS, ATAN, SINH, COSH, TANH, ASINH, ACOSH, ATANH,
@@ -46,6 +46,31 @@ cdef enum:
     ROW_BYTES = 1 + 4 + 4 + 8 + 8 + 8   # one row over the six columns of _tape.pxd
 
 _current_tape = ContextVar("wengert_current_tape", default=None)
+
+
+# --------------------------------------------------------------------------
+# One spare set of row buffers
+# --------------------------------------------------------------------------
+# A new tape's memory costs a page fault per 4 KiB on first touch, which
+# doubles the recording time of a tape used once (wg.grad records on a fresh
+# tape at every call).  A freed tape therefore leaves its buffers here, up to
+# SPARE_BYTES, for the next tape to reuse.  Only touched with the GIL held
+# (Tape.__cinit__ and __dealloc__), so no lock is needed.
+
+cdef struct RowBuffers:
+    uint8_t*   op
+    int32_t*   arg0
+    int32_t*   arg1
+    double*    d0
+    double*    d1
+    double*    value
+    Py_ssize_t capacity
+    double*    adjoint
+    Py_ssize_t adjoint_capacity
+
+cdef RowBuffers spare            # capacity 0: nothing spare
+cdef enum:
+    SPARE_BYTES = 32 << 20
 
 
 # --------------------------------------------------------------------------
@@ -119,7 +144,14 @@ cdef class Tape:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
         self._tokens = []
-        self._grow(capacity + 1)
+        if spare.capacity > capacity:
+            self.op, self.arg0, self.arg1 = spare.op, spare.arg0, spare.arg1
+            self.d0, self.d1, self.value = spare.d0, spare.d1, spare.value
+            self.capacity = spare.capacity
+            self.adjoint, self.adjoint_capacity = spare.adjoint, spare.adjoint_capacity
+            spare.capacity = 0
+        else:
+            self._grow(capacity + 1)
         # Row 0: the sentinel, a CONST 0.0 that unused operands point at.
         self.op[0] = CONST
         self.arg0[0] = 0
@@ -130,9 +162,17 @@ cdef class Tape:
         self.n_rows = 1
 
     def __dealloc__(self):
+        free(self.cut_epoch); free(self.cut_rows)
+        if self.op != NULL and spare.capacity == 0 \
+                and self.capacity * ROW_BYTES + self.adjoint_capacity * 8 <= SPARE_BYTES:
+            spare.op, spare.arg0, spare.arg1 = self.op, self.arg0, self.arg1
+            spare.d0, spare.d1, spare.value = self.d0, self.d1, self.value
+            spare.capacity = self.capacity
+            spare.adjoint, spare.adjoint_capacity = self.adjoint, self.adjoint_capacity
+            return
         free(self.op); free(self.arg0); free(self.arg1)
         free(self.d0); free(self.d1); free(self.value)
-        free(self.adjoint); free(self.cut_epoch); free(self.cut_rows)
+        free(self.adjoint)
 
     # -- recording (the hot path) -------------------------------------------
 
@@ -163,7 +203,7 @@ cdef class Tape:
         self.op[i] = <uint8_t>op
         self.arg0[i] = <int32_t>a
         self.arg1[i] = <int32_t>b
-        self.value[i] = op_eval(op, self.value[a], self.value[b], &self.d0[i], &self.d1[i])
+        op_eval(op, 1, &self.value[a], &self.value[b], &self.value[i], &self.d0[i], &self.d1[i])
         self.n_rows = i + 1
         return i
 
@@ -557,25 +597,27 @@ cdef int raise_two_tapes(Var a, Var b) except -1:
 
 cdef object apply_unary(int op, object x):
     """A math function's body: record on a Var, or evaluate a plain number."""
-    cdef double a, partial
+    cdef double a, b = 0.0, y, da, db
     if type(x) is Var:
         return record_unary(op, <Var>x)
     if as_double(x, &a):
-        return op_eval(op, a, 0.0, &partial, &partial)
+        op_eval(op, 1, &a, &b, &y, &da, &db)
+        return y
     raise TypeError(f"{OP_NAMES[op]}() expects a wengert Var or a real number, "
                     f"got {type(x).__name__}")
 
 
 cdef object apply_binary(int op, object x, object y):
     """A two-argument math function's body (Var or number on either side)."""
-    cdef double a, b, partial
+    cdef double a, b, value, da, db
     cdef object result
     if type(x) is Var or type(y) is Var:
         result = record_binary(op, x, y)
         if result is not NotImplemented:
             return result
     elif as_double(x, &a) and as_double(y, &b):
-        return op_eval(op, a, b, &partial, &partial)
+        op_eval(op, 1, &a, &b, &value, &da, &db)
+        return value
     raise TypeError(f"{OP_NAMES[op]}() expects wengert Vars or real numbers, "
                     f"got {type(x).__name__} and {type(y).__name__}")
 
@@ -1194,11 +1236,8 @@ cdef class Replay:
                 continue
             a = arg0[i]
             b = arg1[i]
-            if K == 1:
-                value[i] = op_eval(op, value[a], value[b], &work.d0[i], &work.d1[i])
-            else:
-                op_eval_many(op, K, &value[a * K], &value[b * K], &value[i * K],
-                             &work.d0[i * K], &work.d1[i * K])
+            op_eval(op, K, &value[a * K], &value[b * K], &value[i * K],
+                    &work.d0[i * K], &work.d1[i * K])
         for k in range(count):
             ok[k] = 1
         for j in range(self.guard_kind.shape[0]):

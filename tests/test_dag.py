@@ -1,0 +1,237 @@
+"""Property tests on random expression DAGs that reuse nodes.
+
+A program is a list of instructions ``(op, i, j, constant)``, each reading
+earlier nodes ``i`` and ``j`` (inputs first, then earlier results), so nodes
+fan out to several consumers: that is where adjoint bugs live.  Every op is
+wrapped so that its operand stays inside the op's smooth, finite domain
+(``log(1 + x*x)``, ``asin(0.9 * tanh(x))``, ...).  One interpreter runs a
+program on either engine, the compiled ``wengert`` or ``wengert.reference``.
+"""
+import math
+
+from hypothesis import example, assume, given
+from hypothesis import strategies as st
+
+import wengert
+from wengert import reference
+
+
+def _square_plus(ns, x, c):  # >= c > 0
+    return c + x * x
+
+
+def _squash(ns, x, c):       # in (-c, c)
+    return c * ns.tanh(x)
+
+
+# name: instruction(ns, x, y, c) on nodes x and y and a constant c in CONSTANTS
+OPS = {
+    "add": lambda ns, x, y, c: x + y,
+    "sub": lambda ns, x, y, c: x - y,
+    "mul": lambda ns, x, y, c: x * y,
+    "div": lambda ns, x, y, c: x / _square_plus(ns, y, 1.0),
+    "pow": lambda ns, x, y, c: ns.pow(_square_plus(ns, x, 0.5), _squash(ns, y, 2.0)),
+    "pow_operator": lambda ns, x, y, c: _square_plus(ns, x, 0.5) ** ns.sin(y),
+    "atan2": lambda ns, x, y, c: ns.atan2(x, y),
+    "hypot": lambda ns, x, y, c: ns.hypot(x, y),
+    "maximum": lambda ns, x, y, c: ns.maximum(x, y),
+    "minimum": lambda ns, x, y, c: ns.minimum(x, y),
+    "add_constant": lambda ns, x, y, c: x + c,
+    "constant_add": lambda ns, x, y, c: c + x,
+    "sub_constant": lambda ns, x, y, c: x - c,
+    "constant_sub": lambda ns, x, y, c: c - x,
+    "mul_constant": lambda ns, x, y, c: x * c,
+    "constant_mul": lambda ns, x, y, c: c * x,
+    "div_constant": lambda ns, x, y, c: x / c,
+    "constant_div": lambda ns, x, y, c: c / _square_plus(ns, x, 1.0),
+    "square": lambda ns, x, y, c: x ** 2,
+    "cube": lambda ns, x, y, c: x ** 3,
+    "pow_constant": lambda ns, x, y, c: _square_plus(ns, x, 1.0) ** c,
+    "constant_pow": lambda ns, x, y, c: abs(c) ** _squash(ns, x, 2.0),
+    "neg": lambda ns, x, y, c: -x,
+    "pos": lambda ns, x, y, c: +x,
+    "abs": lambda ns, x, y, c: abs(x),
+    "exp": lambda ns, x, y, c: ns.exp(_squash(ns, x, 3.0)),
+    "expm1": lambda ns, x, y, c: ns.expm1(_squash(ns, x, 3.0)),
+    "exp2": lambda ns, x, y, c: ns.exp2(_squash(ns, x, 3.0)),
+    "log": lambda ns, x, y, c: ns.log(_square_plus(ns, x, 0.1)),
+    "log1p": lambda ns, x, y, c: ns.log1p(x * x),
+    "log2": lambda ns, x, y, c: ns.log2(_square_plus(ns, x, 0.5)),
+    "log10": lambda ns, x, y, c: ns.log10(_square_plus(ns, x, 2.0)),
+    "sqrt": lambda ns, x, y, c: ns.sqrt(_square_plus(ns, x, 0.25)),
+    "cbrt": lambda ns, x, y, c: ns.cbrt(x),
+    "sin": lambda ns, x, y, c: ns.sin(x),
+    "cos": lambda ns, x, y, c: ns.cos(x),
+    "tan": lambda ns, x, y, c: ns.tan(_squash(ns, x, 1.4)),
+    "asin": lambda ns, x, y, c: ns.asin(_squash(ns, x, 0.9)),
+    "acos": lambda ns, x, y, c: ns.acos(_squash(ns, x, 0.9)),
+    "atan": lambda ns, x, y, c: ns.atan(x),
+    "sinh": lambda ns, x, y, c: ns.sinh(_squash(ns, x, 3.0)),
+    "cosh": lambda ns, x, y, c: ns.cosh(_squash(ns, x, 3.0)),
+    "tanh": lambda ns, x, y, c: ns.tanh(x),
+    "asinh": lambda ns, x, y, c: ns.asinh(x),
+    "acosh": lambda ns, x, y, c: ns.acosh(_square_plus(ns, x, 1.5)),
+    "atanh": lambda ns, x, y, c: ns.atanh(_squash(ns, x, 0.9)),
+    "erf": lambda ns, x, y, c: ns.erf(x),
+    "erfc": lambda ns, x, y, c: ns.erfc(x),
+    "sigmoid": lambda ns, x, y, c: ns.sigmoid(x),
+    "relu": lambda ns, x, y, c: ns.relu(x),
+    "softplus": lambda ns, x, y, c: ns.softplus(x),
+}
+BINARY = {"add", "sub", "mul", "div", "pow", "pow_operator", "atan2", "hypot", "maximum", "minimum"}
+CONSTANTS = [-2.5, -1.0, -0.5, 0.5, 1.0, 2.0, 3.0]
+
+# Ops whose derivative jumps (a branch) or is unbounded (a singular point)
+# where some function of their raw operands crosses zero.
+BRANCH = {
+    "abs": lambda a, b: a, "relu": lambda a, b: a, "cbrt": lambda a, b: a,
+    "maximum": lambda a, b: a - b, "minimum": lambda a, b: a - b,
+    "atan2": lambda a, b: a if b < 0 else math.hypot(a, b), "hypot": lambda a, b: math.hypot(a, b),
+}
+
+
+@st.composite
+def programs(draw):
+    """(inputs, instructions): 1-4 input values and 1-30 instructions."""
+    inputs = draw(st.lists(st.floats(-3.0, 3.0), min_size=1, max_size=4))
+    instructions = []
+    for k in range(draw(st.integers(1, 30))):
+        n_nodes = len(inputs) + k
+        name = draw(st.sampled_from(sorted(OPS)))
+        # Counting back from the newest node makes deep chains the simplest case.
+        i = n_nodes - 1 - draw(st.integers(0, n_nodes - 1))
+        j = n_nodes - 1 - draw(st.integers(0, n_nodes - 1))
+        instructions.append((name, i, j, draw(st.sampled_from(CONSTANTS))))
+    return inputs, instructions
+
+
+def run(ns, instructions, inputs):
+    """Run a program on engine ``ns``; return (node values, gradient, tape length).
+
+    The output, the last value, is the sum of every result no instruction
+    reads, so that every instruction is on the path to it.
+    """
+    with ns.Tape() as tape:
+        nodes = tape.variables(inputs)
+        for name, i, j, constant in instructions:
+            nodes.append(OPS[name](ns, nodes[i], nodes[j], constant))
+        read = {k for name, i, j, _ in instructions for k in ((i, j) if name in BINARY else (i,))}
+        y = nodes[-1]
+        for k in range(len(inputs), len(nodes) - 1):
+            if k not in read:
+                y = y + nodes[k]
+        gradient = [float(g) for g in tape.gradient(y, nodes[:len(inputs)])]
+        return [node.value for node in nodes] + [y.value], gradient, len(tape)
+
+
+def branches(instructions, values):
+    """Side of every branch or singular point the program passes."""
+    return [BRANCH[name](values[i], values[j]) > 0 for name, i, j, _ in instructions
+            if name in BRANCH]
+
+
+def margin(instructions, values):
+    """Smallest distance from a branch or singular point, in operand units."""
+    return min([abs(BRANCH[name](values[i], values[j])) for name, i, j, _ in instructions
+                if name in BRANCH], default=math.inf)
+
+
+def assume_smooth(instructions, inputs):
+    """Discard programs that leave the ranges where finite differences are meaningful."""
+    values = run(reference, instructions, inputs)[0]
+    assume(all(math.isfinite(v) and abs(v) < 1e4 for v in values))
+    assume(margin(instructions, values) > 1e-2)
+    return values
+
+
+def close(got, want, rel, abs_):
+    """Equal within tolerances, with inf equal to itself and nan equal to nan."""
+    if got == want or (math.isnan(got) and math.isnan(want)):
+        return True
+    return abs(got - want) <= abs_ + rel * abs(want)
+
+
+def central_difference(instructions, inputs, direction, values):
+    """(f(x + h v) - f(x - h v)) / 2h, or None if x +- hv crosses a branch."""
+    h = 1e-6 * max(1.0, max(abs(x) for x in inputs))
+    points = [[x + sign * h * v for x, v in zip(inputs, direction)] for sign in (1.0, -1.0)]
+    outputs = []
+    for point in points:
+        shifted = run(reference, instructions, point)[0]
+        if branches(instructions, shifted) != branches(instructions, values):
+            return None
+        outputs.append(shifted[-1])
+    return (outputs[0] - outputs[1]) / (2.0 * h)
+
+
+def check_against_differences(gradient, instructions, inputs, direction, values):
+    estimate = central_difference(instructions, inputs, direction, values)
+    assume(estimate is not None)
+    slope = sum(g * v for g, v in zip(gradient, direction))
+    # Scale of the terms the slope is a sum of: cancellation there is not an error.
+    scale = sum(abs(g * v) for g, v in zip(gradient, direction))
+    assert abs(slope - estimate) <= 1e-5 * scale + 1e-6 * max(1.0, abs(values[-1])), (
+        slope, estimate)
+
+
+@given(programs())
+def test_compiled_engine_matches_reference(program):
+    inputs, instructions = program
+    values, gradient, length = run(reference, instructions, inputs)
+    compiled_values, compiled_gradient, compiled_length = run(wengert, instructions, inputs)
+    assert compiled_length == length
+    for got, want in zip(compiled_values + compiled_gradient, values + gradient):
+        assert close(got, want, rel=1e-12, abs_=1e-12), (got, want)
+
+
+@given(programs())
+def test_gradients_match_central_differences(program):
+    inputs, instructions = program
+    values = assume_smooth(instructions, inputs)
+    for engine in (reference, wengert):
+        gradient = run(engine, instructions, inputs)[1]
+        for k in range(len(inputs)):
+            unit = [1.0 if m == k else 0.0 for m in range(len(inputs))]
+            check_against_differences(gradient, instructions, inputs, unit, values)
+
+
+@given(programs(), st.lists(st.floats(-1.0, -0.1) | st.floats(0.1, 1.0), min_size=4, max_size=4))
+def test_directional_derivative_matches_central_difference(program, direction):
+    inputs, instructions = program
+    direction = direction[:len(inputs)]
+    values = assume_smooth(instructions, inputs)
+    for engine in (reference, wengert):
+        gradient = run(engine, instructions, inputs)[1]
+        check_against_differences(gradient, instructions, inputs, direction, values)
+
+
+# Every elementary op on its raw operands, anywhere (inf, nan, poles, ties, tiny, huge).
+RAW_OPS = {
+    "add": lambda ns, x, y: x + y, "sub": lambda ns, x, y: x - y,
+    "mul": lambda ns, x, y: x * y, "div": lambda ns, x, y: x / y,
+    "pow_operator": lambda ns, x, y: x ** y,
+    **{name: (lambda name: lambda ns, x, y: getattr(ns, name)(x, y))(name)
+       for name in ("pow", "atan2", "hypot", "maximum", "minimum")},
+    "neg": lambda ns, x, y: -x, "abs": lambda ns, x, y: abs(x),
+    **{name: (lambda name: lambda ns, x, y: getattr(ns, name)(x))(name)
+       for name in ("exp", "expm1", "exp2", "log", "log1p", "log2", "log10", "sqrt", "cbrt",
+                    "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh",
+                    "asinh", "acosh", "atanh", "erf", "erfc", "sigmoid", "relu", "softplus")},
+}
+SPECIAL = [0.0, -0.0, 1.0, -1.0, 2.0, 0.5, math.inf, -math.inf, math.nan, 1e-200, -1e300, 710.0]
+operands = st.sampled_from(SPECIAL) | st.floats(allow_nan=True, allow_infinity=True)
+
+
+def run_op(ns, name, a, b):
+    with ns.Tape() as tape:
+        x, y = tape.variables([a, b])
+        z = RAW_OPS[name](ns, x, y)
+        return [z.value] + [float(g) for g in tape.gradient(z, [x, y])]
+
+
+@given(st.sampled_from(sorted(RAW_OPS)), operands, operands)
+@example("atan2", 1e-200, 1e-200)       # a*a + b*b underflowed here once: zero partials
+@example("atan2", 0.0, 2.64e279)        # ... and overflowed here
+def test_every_op_matches_reference_everywhere(name, a, b):
+    for got, want in zip(run_op(wengert, name, a, b), run_op(reference, name, a, b)):
+        assert close(got, want, rel=1e-12, abs_=1e-300), (got, want)

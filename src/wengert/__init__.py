@@ -52,14 +52,14 @@ from wengert._tape import (
     var,
     variables,
 )
-from wengert.functional import grad, jacobian, value_and_grad
+from wengert.functional import grad, hessian, hvp, jacobian, jvp, value_and_grad
 from wengert.recorded import BranchChanged, RecordedFunction, load, record
 
 __version__ = "0.1.0"
 
 __all__ = [
     "OP_ARITY", "OP_NAMES", "Tape", "Var", "current_tape", "var", "variables",
-    "grad", "value_and_grad", "jacobian",
+    "grad", "value_and_grad", "jacobian", "jvp", "hvp", "hessian",
     "record", "load", "RecordedFunction", "BranchChanged",
     "exp", "expm1", "exp2", "log", "log1p", "log2", "log10", "sqrt", "cbrt",
     "sin", "cos", "tan", "asin", "acos", "atan", "atan2",

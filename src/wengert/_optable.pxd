@@ -93,10 +93,21 @@ cdef inline int op_arity(int op) noexcept nogil:
 
 
 cdef inline void op_eval(int op, Py_ssize_t n, const double* a, const double* b,
-                         double* y, double* da, double* db) noexcept nogil:
-    """y[k] = op(a[k], b[k]), da[k] = d y / d a, db[k] = d y / d b, for k < n."""
+                         double* y, double* da, double* db,
+                         double* daa, double* dab, double* dbb) noexcept nogil:
+    """y[k] = op(a[k], b[k]), da[k] = d y / d a, db[k] = d y / d b, for k < n.
+
+    With ``daa`` not NULL, also the second partials daa = d2y/da2,
+    dab = d2y/dadb and dbb = d2y/db2 (for second-order sweeps).
+    """
     cdef Py_ssize_t k
     cdef double t, u
+    cdef bint second = daa != NULL
+    if second:                                 # unary ops and linear ops keep these zero
+        for k in range(n):
+            daa[k] = 0.0
+            dab[k] = 0.0
+            dbb[k] = 0.0
     if op == ADD:
         for k in range(n):
             y[k] = a[k] + b[k]
@@ -114,12 +125,19 @@ cdef inline void op_eval(int op, Py_ssize_t n, const double* a, const double* b,
             y[k] = t * u
             da[k] = u
             db[k] = t
+        if second:
+            for k in range(n):
+                dab[k] = 1.0
     elif op == DIV:
         for k in range(n):
             t = a[k] / b[k]                    # IEEE: 1/0 = inf, 0/0 = nan
             y[k] = t
             da[k] = 1.0 / b[k]
             db[k] = -t / b[k]
+        if second:
+            for k in range(n):
+                dab[k] = -1.0 / (b[k] * b[k])
+                dbb[k] = 2.0 * y[k] / (b[k] * b[k])
     elif op == POW or op == POW_CONST:
         for k in range(n):
             if b[k] == 2.0:                    # exact and cheap: the common square
@@ -133,6 +151,15 @@ cdef inline void op_eval(int op, Py_ssize_t n, const double* a, const double* b,
             # POW_CONST: arg1 is a constant, whose partial is never needed.
             # convention: d/db = 0 at a == 0 (log(a) * a ** b would be -inf * 0)
             db[k] = 0.0 if (op == POW_CONST or a[k] == 0.0) else log(a[k]) * t
+        if second:
+            for k in range(n):
+                if b[k] == 2.0:
+                    daa[k] = 2.0
+                elif b[k] != 0.0 and b[k] != 1.0:      # convention: 0 where a ** b is linear or constant in a
+                    daa[k] = b[k] * (b[k] - 1.0) * pow(a[k], b[k] - 2.0)
+                if op == POW and a[k] != 0.0:          # convention: like d/db, 0 at a == 0
+                    dab[k] = pow(a[k], b[k] - 1.0) * (1.0 + b[k] * log(a[k]))
+                    dbb[k] = log(a[k]) * log(a[k]) * y[k]
     elif op == ATAN2:
         for k in range(n):
             y[k] = atan2(a[k], b[k])
@@ -140,6 +167,14 @@ cdef inline void op_eval(int op, Py_ssize_t n, const double* a, const double* b,
             # convention: zero partials at the origin
             da[k] = (b[k] / t) / t if t != 0.0 else 0.0
             db[k] = (-a[k] / t) / t if t != 0.0 else 0.0
+        if second:
+            for k in range(n):
+                t = hypot(a[k], b[k])
+                if t != 0.0:                           # convention: zero at the origin
+                    t = 1.0 / (t * t)
+                    daa[k] = -2.0 * a[k] * b[k] * t * t
+                    dab[k] = (a[k] * a[k] - b[k] * b[k]) * t * t
+                    dbb[k] = 2.0 * a[k] * b[k] * t * t
     elif op == HYPOT:
         for k in range(n):
             t = hypot(a[k], b[k])
@@ -147,6 +182,13 @@ cdef inline void op_eval(int op, Py_ssize_t n, const double* a, const double* b,
             # convention: zero partials at the origin
             da[k] = a[k] / t if t != 0.0 else 0.0
             db[k] = b[k] / t if t != 0.0 else 0.0
+        if second:
+            for k in range(n):
+                t = y[k]
+                if t != 0.0:                           # convention: zero at the origin
+                    daa[k] = (b[k] / t) * (b[k] / t) / t
+                    dab[k] = -(a[k] / t) * (b[k] / t) / t
+                    dbb[k] = (a[k] / t) * (a[k] / t) / t
     elif op == MAXIMUM or op == MINIMUM:
         for k in range(n):
             t = a[k]
@@ -185,122 +227,191 @@ cdef inline void op_eval(int op, Py_ssize_t n, const double* a, const double* b,
             y[k] = t
             da[k] = t
             db[k] = 0.0
+        if second:
+            for k in range(n):
+                daa[k] = y[k]
     elif op == EXPM1:
         for k in range(n):
             t = expm1(a[k])
             y[k] = t
             da[k] = t + 1.0
             db[k] = 0.0
+        if second:
+            for k in range(n):
+                daa[k] = da[k]
     elif op == EXP2:
         for k in range(n):
             t = exp2(a[k])
             y[k] = t
             da[k] = t * M_LN2
             db[k] = 0.0
+        if second:
+            for k in range(n):
+                daa[k] = da[k] * M_LN2
     elif op == LOG:
         for k in range(n):
             y[k] = log(a[k])                   # log(0) = -inf, log(-1) = nan
             da[k] = 1.0 / a[k]
             db[k] = 0.0
+        if second:
+            for k in range(n):
+                daa[k] = -da[k] * da[k]
     elif op == LOG1P:
         for k in range(n):
             y[k] = log1p(a[k])
             da[k] = 1.0 / (1.0 + a[k])
             db[k] = 0.0
+        if second:
+            for k in range(n):
+                daa[k] = -da[k] * da[k]
     elif op == LOG2:
         for k in range(n):
             y[k] = log2(a[k])
             da[k] = 1.0 / (a[k] * M_LN2)
             db[k] = 0.0
+        if second:
+            for k in range(n):
+                daa[k] = -da[k] / a[k]
     elif op == LOG10:
         for k in range(n):
             y[k] = log10(a[k])
             da[k] = 1.0 / (a[k] * M_LN10)
             db[k] = 0.0
+        if second:
+            for k in range(n):
+                daa[k] = -da[k] / a[k]
     elif op == SQRT:
         for k in range(n):
             t = sqrt(a[k])
             y[k] = t
             da[k] = 0.5 / t                    # sqrt'(0) = inf
             db[k] = 0.0
+        if second:
+            for k in range(n):
+                daa[k] = -0.5 * da[k] / a[k]          # -1 / (4 a sqrt(a))
     elif op == CBRT:
         for k in range(n):
             t = cbrt(a[k])
             y[k] = t
             da[k] = 1.0 / (3.0 * t * t)        # cbrt'(0) = inf
             db[k] = 0.0
+        if second:
+            for k in range(n):
+                daa[k] = -2.0 * da[k] / (3.0 * a[k])
     elif op == SIN:
         for k in range(n):
             y[k] = sin(a[k])
             da[k] = cos(a[k])
             db[k] = 0.0
+        if second:
+            for k in range(n):
+                daa[k] = -y[k]
     elif op == COS:
         for k in range(n):
             y[k] = cos(a[k])
             da[k] = -sin(a[k])
             db[k] = 0.0
+        if second:
+            for k in range(n):
+                daa[k] = -y[k]
     elif op == TAN:
         for k in range(n):
             t = tan(a[k])
             y[k] = t
             da[k] = 1.0 + t * t
             db[k] = 0.0
+        if second:
+            for k in range(n):
+                daa[k] = 2.0 * y[k] * da[k]
     elif op == ASIN:
         for k in range(n):
             y[k] = asin(a[k])
             da[k] = 1.0 / sqrt(1.0 - a[k] * a[k])     # inf at |a| = 1, nan beyond
             db[k] = 0.0
+        if second:
+            for k in range(n):
+                daa[k] = a[k] * da[k] * da[k] * da[k]
     elif op == ACOS:
         for k in range(n):
             y[k] = acos(a[k])
             da[k] = -1.0 / sqrt(1.0 - a[k] * a[k])
             db[k] = 0.0
+        if second:
+            for k in range(n):
+                daa[k] = a[k] * da[k] * da[k] * da[k]
     elif op == ATAN:
         for k in range(n):
             y[k] = atan(a[k])
             da[k] = 1.0 / (1.0 + a[k] * a[k])
             db[k] = 0.0
+        if second:
+            for k in range(n):
+                daa[k] = -2.0 * a[k] * da[k] * da[k]
     elif op == SINH:
         for k in range(n):
             y[k] = sinh(a[k])
             da[k] = cosh(a[k])
             db[k] = 0.0
+        if second:
+            for k in range(n):
+                daa[k] = y[k]
     elif op == COSH:
         for k in range(n):
             y[k] = cosh(a[k])
             da[k] = sinh(a[k])
             db[k] = 0.0
+        if second:
+            for k in range(n):
+                daa[k] = y[k]
     elif op == TANH:
         for k in range(n):
             t = tanh(a[k])
             y[k] = t
             da[k] = 1.0 - t * t
             db[k] = 0.0
+        if second:
+            for k in range(n):
+                daa[k] = -2.0 * y[k] * da[k]
     elif op == ASINH:
         for k in range(n):
             y[k] = asinh(a[k])
             da[k] = 1.0 / sqrt(a[k] * a[k] + 1.0)
             db[k] = 0.0
+        if second:
+            for k in range(n):
+                daa[k] = -a[k] * da[k] * da[k] * da[k]
     elif op == ACOSH:
         for k in range(n):
             y[k] = acosh(a[k])
             da[k] = 1.0 / sqrt(a[k] * a[k] - 1.0)     # inf at a = 1, nan below
             db[k] = 0.0
+        if second:
+            for k in range(n):
+                daa[k] = -a[k] * da[k] * da[k] * da[k]
     elif op == ATANH:
         for k in range(n):
             y[k] = atanh(a[k])
             da[k] = 1.0 / (1.0 - a[k] * a[k])         # inf at |a| = 1
             db[k] = 0.0
+        if second:
+            for k in range(n):
+                daa[k] = 2.0 * a[k] * da[k] * da[k]
     elif op == ERF:
         for k in range(n):
             y[k] = erf(a[k])
             da[k] = TWO_OVER_SQRT_PI * exp(-a[k] * a[k])
             db[k] = 0.0
+        if second:
+            for k in range(n):
+                daa[k] = -2.0 * a[k] * da[k]
     elif op == ERFC:
         for k in range(n):
             y[k] = erfc(a[k])
             da[k] = -TWO_OVER_SQRT_PI * exp(-a[k] * a[k])
             db[k] = 0.0
+        if second:
+            for k in range(n):
+                daa[k] = -2.0 * a[k] * da[k]
     elif op == SIGMOID:
         for k in range(n):
             if a[k] >= 0.0:                    # stable on both tails
@@ -311,6 +422,9 @@ cdef inline void op_eval(int op, Py_ssize_t n, const double* a, const double* b,
             y[k] = t
             da[k] = t * (1.0 - t)
             db[k] = 0.0
+        if second:
+            for k in range(n):
+                daa[k] = da[k] * (1.0 - 2.0 * y[k])
     elif op == RELU:
         for k in range(n):
             t = a[k]
@@ -330,6 +444,9 @@ cdef inline void op_eval(int op, Py_ssize_t n, const double* a, const double* b,
                 y[k] = log1p(u)
                 da[k] = u / (1.0 + u)
             db[k] = 0.0
+        if second:
+            for k in range(n):
+                daa[k] = da[k] * (1.0 - da[k])
     else:
         # CONST and INPUT are never evaluated, and no other code can reach here:
         # op codes are validated where they enter (recording and loading).

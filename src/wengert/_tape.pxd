@@ -102,7 +102,14 @@ cdef class Workspace:
         double*    d0                 # rows * points
         double*    d1                 # rows * points
         double*    adjoint            # rows * points
-        double*    seed               # points: scratch for tangents and seeds
+        # second order (forward-over-reverse), allocated when first needed:
+        double*    tangent            # rows * points: directional derivative of each row
+        double*    daa                # rows * points: second partials from op_eval
+        double*    dab
+        double*    dbb
+        double*    adjoint_tangent    # rows * points: directional derivative of each adjoint
+
+    cdef int ensure_second_order(self) except -1
 
 
 @cython.final
@@ -120,8 +127,10 @@ cdef class Replay:
         list          _pool           # idle Workspaces, reused across calls (list ops hold the GIL)
 
     cdef Workspace _take(self, Py_ssize_t points)
-    cdef int _forward(self, Workspace work, const double* x, Py_ssize_t stride,
-                      Py_ssize_t count, uint8_t* ok) except -1 nogil
+    cdef void _forward(self, Workspace work, const double* x, Py_ssize_t stride,
+                       Py_ssize_t count, uint8_t* ok, bint second) noexcept nogil
+    cdef void _tangent(self, Workspace work, const double* v, Py_ssize_t stride,
+                       Py_ssize_t count) noexcept nogil
     cdef void _reverse(self, Workspace work, Py_ssize_t output) noexcept nogil
 
 

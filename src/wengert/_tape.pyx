@@ -7,6 +7,7 @@ documented field by field in ``_tape.pxd``; op semantics live only in
 """
 
 cimport cython
+from cpython.buffer cimport PyBUF_ANY_CONTIGUOUS, PyBUF_FORMAT, PyBuffer_Release, PyObject_GetBuffer
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
 from cpython.long cimport PyLong_AsDouble, PyLong_Check
 from libc.stdint cimport INT32_MAX, int32_t, uint8_t, uint64_t
@@ -203,7 +204,8 @@ cdef class Tape:
         self.op[i] = <uint8_t>op
         self.arg0[i] = <int32_t>a
         self.arg1[i] = <int32_t>b
-        op_eval(op, 1, &self.value[a], &self.value[b], &self.value[i], &self.d0[i], &self.d1[i])
+        op_eval(op, 1, &self.value[a], &self.value[b], &self.value[i], &self.d0[i], &self.d1[i],
+                NULL, NULL, NULL)
         self.n_rows = i + 1
         return i
 
@@ -601,7 +603,7 @@ cdef object apply_unary(int op, object x):
     if type(x) is Var:
         return record_unary(op, <Var>x)
     if as_double(x, &a):
-        op_eval(op, 1, &a, &b, &y, &da, &db)
+        op_eval(op, 1, &a, &b, &y, &da, &db, NULL, NULL, NULL)
         return y
     raise TypeError(f"{OP_NAMES[op]}() expects a wengert Var or a real number, "
                     f"got {type(x).__name__}")
@@ -616,7 +618,7 @@ cdef object apply_binary(int op, object x, object y):
         if result is not NotImplemented:
             return result
     elif as_double(x, &a) and as_double(y, &b):
-        op_eval(op, 1, &a, &b, &value, &da, &db)
+        op_eval(op, 1, &a, &b, &value, &da, &db, NULL, NULL, NULL)
         return value
     raise TypeError(f"{OP_NAMES[op]}() expects wengert Vars or real numbers, "
                     f"got {type(x).__name__} and {type(y).__name__}")
@@ -1072,7 +1074,6 @@ cdef class Workspace:
         safe_realloc(<void**>&self.d0, n, sizeof(double))
         safe_realloc(<void**>&self.d1, n, sizeof(double))
         safe_realloc(<void**>&self.adjoint, n, sizeof(double))
-        safe_realloc(<void**>&self.seed, points, sizeof(double))
         # Leaf rows keep their recorded values and zero partials; replay
         # overwrites the inputs and recomputes every other row.
         memset(self.d0, 0, n * sizeof(double))
@@ -1081,8 +1082,26 @@ cdef class Workspace:
             for k in range(points):
                 self.value[i * points + k] = tape.value[i]
 
+    cdef int ensure_second_order(self) except -1:
+        cdef Py_ssize_t n = self.rows * self.points
+        if self.tangent != NULL:
+            return 0
+        safe_realloc(<void**>&self.daa, n, sizeof(double))
+        safe_realloc(<void**>&self.dab, n, sizeof(double))
+        safe_realloc(<void**>&self.dbb, n, sizeof(double))
+        safe_realloc(<void**>&self.adjoint_tangent, n, sizeof(double))
+        safe_realloc(<void**>&self.tangent, n, sizeof(double))
+        # Leaf rows: zero second partials; constants have zero tangent.
+        memset(self.daa, 0, n * sizeof(double))
+        memset(self.dab, 0, n * sizeof(double))
+        memset(self.dbb, 0, n * sizeof(double))
+        memset(self.tangent, 0, n * sizeof(double))
+        return 0
+
     def __dealloc__(self):
-        free(self.value); free(self.d0); free(self.d1); free(self.adjoint); free(self.seed)
+        free(self.value); free(self.d0); free(self.d1); free(self.adjoint)
+        free(self.tangent); free(self.daa); free(self.dab); free(self.dbb)
+        free(self.adjoint_tangent)
 
 
 cdef void reverse_sweep_points(const int32_t* arg0, const int32_t* arg1,
@@ -1090,8 +1109,8 @@ cdef void reverse_sweep_points(const int32_t* arg0, const int32_t* arg1,
                                Py_ssize_t top, Py_ssize_t points) noexcept nogil:
     """``reverse_sweep`` for ``points`` points at once (row-major, point-minor).
 
-    Same rule: a product with an exact zero factor adds nothing.  Written as
-    a select rather than a branch so the loop over points can vectorise.
+    Same rule: a product with an exact zero factor adds nothing, written as a
+    select (``strong``) rather than a branch so the loop over points vectorises.
     """
     cdef Py_ssize_t i, k
     cdef double g, p, q
@@ -1107,8 +1126,65 @@ cdef void reverse_sweep_points(const int32_t* arg0, const int32_t* arg1,
             g = adjoint[i * points + k]
             p = d0[i * points + k]
             q = d1[i * points + k]
-            target0[k] += p * g if (g != 0.0 and p != 0.0) else 0.0
-            target1[k] += q * g if (g != 0.0 and q != 0.0) else 0.0
+            target0[k] += strong(p, g)
+            target1[k] += strong(q, g)
+
+
+cdef inline double strong(double factor, double other) noexcept nogil:
+    """factor * other, where an exact zero factor wins even against inf or NaN
+    (the rule of every sweep: a product with an exact zero factor adds nothing)."""
+    return factor * other if (factor != 0.0 and other != 0.0) else 0.0
+
+
+cdef void tangent_sweep_points(const uint8_t* ops, const int32_t* arg0, const int32_t* arg1,
+                               const double* d0, const double* d1, double* tangent,
+                               Py_ssize_t rows, Py_ssize_t points) noexcept nogil:
+    """Forward mode: tangent[i] = d0[i] * tangent[arg0[i]] + d1[i] * tangent[arg1[i]].
+
+    Leaf rows keep the tangents the caller set (inputs) or zero (constants).
+    """
+    cdef Py_ssize_t i, k, a, b
+    for i in range(1, rows):
+        if op_arity(ops[i]) == 0:
+            continue
+        a = arg0[i] * points
+        b = arg1[i] * points
+        for k in range(points):
+            tangent[i * points + k] = (strong(d0[i * points + k], tangent[a + k])
+                                       + strong(d1[i * points + k], tangent[b + k]))
+
+
+cdef void second_order_sweep_points(const int32_t* arg0, const int32_t* arg1,
+                                    const double* d0, const double* d1,
+                                    const double* daa, const double* dab, const double* dbb,
+                                    const double* tangent, double* adjoint,
+                                    double* adjoint_tangent, Py_ssize_t top,
+                                    Py_ssize_t points) noexcept nogil:
+    """Forward-over-reverse: the reverse sweep of ``reverse_sweep_points`` carrying,
+    beside each adjoint g, its directional derivative along the tangents:
+    d(d0 * g) = d0 * g' + g * (daa * t[arg0] + dab * t[arg1]), likewise for arg1.
+    At the inputs, adjoint_tangent is the Hessian times the direction."""
+    cdef Py_ssize_t i, k, a, b, r
+    cdef double g, gt, ta, tb
+    memset(adjoint, 0, (top + 1) * points * sizeof(double))
+    memset(adjoint_tangent, 0, (top + 1) * points * sizeof(double))
+    for k in range(points):
+        adjoint[top * points + k] = 1.0
+    for i in range(top, 0, -1):
+        a = arg0[i] * points
+        b = arg1[i] * points
+        for k in range(points):
+            r = i * points + k
+            g = adjoint[r]
+            gt = adjoint_tangent[r]
+            ta = tangent[a + k]
+            tb = tangent[b + k]
+            adjoint[a + k] += strong(d0[r], g)
+            adjoint[b + k] += strong(d1[r], g)
+            adjoint_tangent[a + k] += strong(d0[r], gt) + strong(
+                g, strong(daa[r], ta) + strong(dab[r], tb))
+            adjoint_tangent[b + k] += strong(d1[r], gt) + strong(
+                g, strong(dab[r], ta) + strong(dbb[r], tb))
 
 
 @cython.final
@@ -1192,7 +1268,7 @@ cdef class Replay:
         cdef Workspace work = self._take(1)
         cdef uint8_t ok
         cdef Py_ssize_t g, failed = -1
-        self._forward(work, &point[0], 0, 1, &ok)
+        self._forward(work, &point[0], 0, 1, &ok, False)
         for g in range(self.guard_kind.shape[0]):
             if not guard_holds(self.guard_kind[g], work.value[self.guard_a[g]],
                                work.value[self.guard_b[g]], self.guard_expected[g]):
@@ -1215,10 +1291,11 @@ cdef class Replay:
         if len(self._pool) < 16:
             self._pool.append(work)
 
-    cdef int _forward(self, Workspace work, const double* x, Py_ssize_t stride,
-                      Py_ssize_t count, uint8_t* ok) except -1 nogil:
+    cdef void _forward(self, Workspace work, const double* x, Py_ssize_t stride,
+                       Py_ssize_t count, uint8_t* ok, bint second) noexcept nogil:
         """Set the inputs of ``count`` points (point k's inputs at x + k * stride),
-        recompute every row, and set ok[k] to whether point k's guards hold."""
+        recompute every row (with second partials if ``second``), and set ok[k]
+        to whether point k's guards hold."""
         cdef Py_ssize_t K = work.points, n = self.inputs.shape[0], i, j, k, row, a, b
         cdef Py_ssize_t rows = self.tape.n_rows
         cdef const uint8_t* ops = self.tape.op
@@ -1237,7 +1314,10 @@ cdef class Replay:
             a = arg0[i]
             b = arg1[i]
             op_eval(op, K, &value[a * K], &value[b * K], &value[i * K],
-                    &work.d0[i * K], &work.d1[i * K])
+                    &work.d0[i * K], &work.d1[i * K],
+                    &work.daa[i * K] if second else NULL,
+                    &work.dab[i * K] if second else NULL,
+                    &work.dbb[i * K] if second else NULL)
         for k in range(count):
             ok[k] = 1
         for j in range(self.guard_kind.shape[0]):
@@ -1247,7 +1327,17 @@ cdef class Replay:
                 if not guard_holds(self.guard_kind[j], value[a + k], value[b + k],
                                    self.guard_expected[j]):
                     ok[k] = 0
-        return 0
+
+    cdef void _tangent(self, Workspace work, const double* v, Py_ssize_t stride,
+                       Py_ssize_t count) noexcept nogil:
+        """Tangents of every row along the directions v (point k's at v + k * stride)."""
+        cdef Py_ssize_t K = work.points, j, k, row
+        for j in range(self.inputs.shape[0]):
+            row = self.inputs[j]
+            for k in range(count):
+                work.tangent[row * K + k] = v[k * stride + j]
+        tangent_sweep_points(self.tape.op, self.tape.arg0, self.tape.arg1, work.d0, work.d1,
+                             work.tangent, self.tape.n_rows, K)
 
     cdef void _reverse(self, Workspace work, Py_ssize_t output) noexcept nogil:
         cdef Py_ssize_t top = self.outputs[output]
@@ -1258,18 +1348,22 @@ cdef class Replay:
             reverse_sweep_points(self.tape.arg0, self.tape.arg1, work.d0, work.d1,
                                  work.adjoint, top, work.points)
 
-    def evaluate(self, const double[:, ::1] x, double[:, ::1] values,
-                 double[:, :, ::1] jacobian, uint8_t[::1] ok):
-        """Replay at the points x (k, n_inputs), writing values (k, n_outputs),
-        the Jacobian (k, n_outputs, n_inputs) unless it is None, and ok (k,):
-        whether each point's guards held.  Returns how many points failed.
+    def run(self, const double[:, ::1] x, const double[:, ::1] v, double[:, ::1] values,
+            double[:, :, ::1] jacobian, double[:, ::1] tangents, double[:, ::1] hvp,
+            uint8_t[::1] ok):
+        """Replay at the points x (k, n_inputs); every output but ``values`` may be None.
 
-        Shapes are checked here; the caller gives fresh or ``out=`` arrays.
+        Writes values (k, n_outputs); the Jacobian (k, n_outputs, n_inputs) by
+        reverse sweeps; the tangents (k, n_outputs) along the directions v
+        (k, n_inputs) by a forward sweep; the Hessian of output 0 times v
+        (k, n_inputs) by forward-over-reverse; and ok (k,): whether each
+        point's guards held.  Returns how many points failed.
         """
         cdef Py_ssize_t points = x.shape[0], n = self.inputs.shape[0]
         cdef Py_ssize_t m = self.outputs.shape[0], chunk, start, count, i, j, k, row, top
-        cdef Py_ssize_t failed = 0
-        cdef bint want_jacobian = jacobian is not None
+        cdef Py_ssize_t failed = 0, row_bytes = 32
+        cdef bint want_jacobian = jacobian is not None, want_tangents = tangents is not None
+        cdef bint want_hvp = hvp is not None
         cdef Workspace work
         if x.shape[1] != n or values.shape[0] != points or values.shape[1] != m \
                 or ok.shape[0] != points:
@@ -1277,42 +1371,106 @@ cdef class Replay:
         if want_jacobian and (jacobian.shape[0] != points or jacobian.shape[1] != m
                               or jacobian.shape[2] != n):
             raise ValueError("replay Jacobian array has the wrong shape")
+        if (want_tangents or want_hvp) and (v is None or v.shape[0] != points
+                                            or v.shape[1] != n):
+            raise ValueError("directions must have the shape of the points")
+        if want_tangents and (tangents.shape[0] != points or tangents.shape[1] != m):
+            raise ValueError("replay tangent array has the wrong shape")
+        if want_hvp and (hvp.shape[0] != points or hvp.shape[1] != n):
+            raise ValueError("replay Hessian-vector array has the wrong shape")
         if points == 0:
             return 0
+        if want_tangents or want_hvp:
+            row_bytes = 72
         if points == 1:
             chunk = 1
         else:
-            chunk = CHUNK_BYTES // (32 * self.tape.n_rows)
+            chunk = CHUNK_BYTES // (row_bytes * self.tape.n_rows)
             chunk = max(MIN_CHUNK, min(MAX_CHUNK, chunk, points))
         work = self._take(chunk)
+        if want_tangents or want_hvp:
+            work.ensure_second_order()
         try:
             with nogil:
                 start = 0
                 while start < points:
                     count = min(chunk, points - start)
-                    self._forward(work, &x[start, 0], n, count, &ok[start])
+                    self._forward(work, &x[start, 0], n, count, &ok[start], want_hvp)
                     for j in range(m):
                         row = self.outputs[j]
                         for k in range(count):
                             values[start + k, j] = work.value[row * chunk + k]
-                    if not want_jacobian:
-                        start += chunk
-                        continue
-                    for j in range(m):
-                        self._reverse(work, j)
-                        top = self.outputs[j]
+                    if want_jacobian:
+                        for j in range(m):
+                            self._reverse(work, j)
+                            top = self.outputs[j]
+                            for k in range(count):
+                                for i in range(n):
+                                    row = self.inputs[i]
+                                    # rows above the output were not swept: their gradient is 0
+                                    jacobian[start + k, j, i] = (
+                                        work.adjoint[row * chunk + k] if row <= top else 0.0)
+                    if want_tangents or want_hvp:
+                        self._tangent(work, &v[start, 0], n, count)
+                    if want_tangents:
+                        for j in range(m):
+                            row = self.outputs[j]
+                            for k in range(count):
+                                tangents[start + k, j] = work.tangent[row * chunk + k]
+                    if want_hvp:
+                        top = self.outputs[0]
+                        second_order_sweep_points(
+                            self.tape.arg0, self.tape.arg1, work.d0, work.d1, work.daa,
+                            work.dab, work.dbb, work.tangent, work.adjoint,
+                            work.adjoint_tangent, top, chunk)
                         for k in range(count):
                             for i in range(n):
                                 row = self.inputs[i]
-                                # rows above the output were not swept: their gradient is 0
-                                jacobian[start + k, j, i] = (
-                                    work.adjoint[row * chunk + k] if row <= top else 0.0)
+                                hvp[start + k, i] = (work.adjoint_tangent[row * chunk + k]
+                                                     if row <= top else 0.0)
                     start += chunk
                 for k in range(points):
                     failed += ok[k] == 0
         finally:
             self._give_back(work)
         return failed
+
+    def point(self, x, bint want_gradient):
+        """Fast path for one point of a scalar-output function: ``value`` or
+        ``(value, gradient)``; None when the general path is needed (x is not a
+        contiguous 1-D float64 array of n_inputs numbers, or a guard failed)."""
+        cdef Py_buffer view
+        cdef Py_ssize_t n = self.inputs.shape[0], i, row, top = self.outputs[0]
+        cdef double value
+        cdef uint8_t ok = 0
+        cdef double[::1] gradient_view
+        cdef Workspace work
+        if self.outputs.shape[0] != 1 or not isinstance(x, np.ndarray):
+            return None
+        if PyObject_GetBuffer(x, &view, PyBUF_ANY_CONTIGUOUS | PyBUF_FORMAT) < 0:
+            return None
+        try:
+            if view.ndim != 1 or view.len != n * sizeof(double) or view.format == NULL \
+                    or view.format[0] != b'd' or view.format[1] != 0:
+                return None
+            if want_gradient:
+                gradient = np.empty(n)
+                gradient_view = gradient
+            work = self._take(1)
+            with nogil:
+                self._forward(work, <const double*>view.buf, 0, 1, &ok, False)
+                value = work.value[top]
+                if ok and want_gradient:
+                    self._reverse(work, 0)
+                    for i in range(n):
+                        row = self.inputs[i]
+                        gradient_view[i] = work.adjoint[row] if row <= top else 0.0
+            self._give_back(work)
+        finally:
+            PyBuffer_Release(&view)
+        if not ok:
+            return None
+        return (value, gradient) if want_gradient else value
 
     def __reduce__(self):
         arrays = self.arrays()

@@ -1,8 +1,10 @@
-"""JAX-style function transforms: ``grad``, ``value_and_grad``, ``jacobian``.
+"""JAX-style function transforms: ``grad``, ``value_and_grad``, ``jacobian``,
+``jvp``, ``hvp`` and ``hessian``.
 
 Each transform takes ``fun`` and returns a new function.  Every call records
 on a private tape, so calls are independent, re-entrant and thread-safe.
-Plain Python over the public Tape/Var API.
+Plain Python over the public Tape/Var API; the forward-mode and second-order
+transforms record ``fun`` at the point and run the sweeps of ``wengert.record``.
 """
 
 import numbers
@@ -10,8 +12,9 @@ import numbers
 import numpy as np
 
 from wengert._tape import Tape, Var
+from wengert.recorded import record
 
-__all__ = ["grad", "value_and_grad", "jacobian"]
+__all__ = ["grad", "value_and_grad", "jacobian", "jvp", "hvp", "hessian"]
 
 
 def value_and_grad(fun, argnums=0, has_aux=False):
@@ -125,6 +128,103 @@ def jacobian(fun, argnums=0):
     jacobian_fun.__wrapped__ = fun
     jacobian_fun.__doc__ = f"Jacobian of {_name(fun)} (wengert.jacobian)."
     return jacobian_fun
+
+
+def jvp(fun, argnums=0):
+    """Return a function computing ``fun`` and its directional derivative.
+
+    The returned function takes ``fun``'s positional arguments followed by the
+    direction ``v`` (shaped like the differentiated argument) and returns
+    ``(value, tangent)``: ``<grad fun(x), v>`` for a scalar output, ``J v``
+    for a sequence of outputs.  One forward (tangent) sweep.
+
+    >>> import wengert as wg
+    >>> wg.jvp(lambda v: v[0] * v[1])([2.0, 3.0], [1.0, 0.0])
+    (6.0, 3.0)
+    """
+    _check_callable(fun, "jvp")
+
+    def jvp_fun(*args_and_direction, **kwargs):
+        *args, direction = args_and_direction
+        recorded, x = _record_argument(fun, args, kwargs, argnums, "jvp")
+        return recorded.jvp(x, _like(direction, x))
+
+    jvp_fun.__wrapped__ = fun
+    return jvp_fun
+
+
+def hvp(fun, argnums=0):
+    """Return a function computing the Hessian of scalar-valued ``fun`` times a vector.
+
+    The returned function takes ``fun``'s positional arguments followed by the
+    direction ``v`` and returns ``H v`` shaped like the differentiated argument
+    (forward-over-reverse on one tape).
+
+    >>> import wengert as wg
+    >>> wg.hvp(lambda v: v[0] ** 2 * v[1])([1.0, 2.0], [1.0, 0.0]).tolist()
+    [4.0, 2.0]
+    """
+    _check_callable(fun, "hvp")
+
+    def hvp_fun(*args_and_direction, **kwargs):
+        *args, direction = args_and_direction
+        recorded, x = _record_argument(fun, args, kwargs, argnums, "hvp")
+        return recorded.hvp(x, _like(direction, x))
+
+    hvp_fun.__wrapped__ = fun
+    return hvp_fun
+
+
+def hessian(fun, argnums=0):
+    """Return a function computing the Hessian of scalar-valued ``fun``: (n, n), symmetric.
+
+    >>> import wengert as wg
+    >>> wg.hessian(lambda v: v[0] ** 3 + v[0] * v[1])([1.0, 2.0]).tolist()
+    [[6.0, 1.0], [1.0, 0.0]]
+    """
+    _check_callable(fun, "hessian")
+
+    def hessian_fun(*args, **kwargs):
+        recorded, x = _record_argument(fun, args, kwargs, argnums, "hessian")
+        return recorded.hessian(x)
+
+    hessian_fun.__wrapped__ = fun
+    return hessian_fun
+
+
+def _record_argument(fun, args, kwargs, argnums, transform):
+    """Record ``fun`` as a function of its argument ``argnums`` alone, at its value."""
+    if isinstance(argnums, tuple):
+        raise TypeError(f"{transform} differentiates one argument: pass an int argnums "
+                        "(combine several into one array)")
+    (position,) = _normalise_argnums(argnums)
+    if not -len(args) <= position < len(args):
+        raise ValueError(f"{transform}: argnums {position} is out of range for a call with "
+                         f"{len(args)} positional argument(s)")
+    argument = args[position]
+    if isinstance(argument, Var):
+        raise TypeError(f"{transform}: argument {position} is already a wengert Var; nested "
+                        "differentiation is not supported by eager transforms")
+    if isinstance(argument, numbers.Real) and not isinstance(argument, bool):
+        x = float(argument)
+    else:
+        x = _numeric_array(argument, position, transform).astype(np.float64)
+        if x.ndim != 1:
+            raise ValueError(f"{transform}: argument {position} must be a number or a 1-D "
+                             f"array, got shape {x.shape}")
+    arguments = list(args)
+
+    def of_argument(value):
+        arguments[position] = value
+        return fun(*arguments, **kwargs)
+
+    return record(of_argument, x), x
+
+
+def _like(direction, x):
+    if isinstance(x, float):
+        return direction
+    return np.asarray(direction, dtype=np.float64)
 
 
 # -- helpers -------------------------------------------------------------------

@@ -80,6 +80,7 @@ class RecordedFunction:
         self._replay, self._scalar_output = self._record(point[0])
         self.retapes = 0
         self.slow_points = 0
+        self._fast = self._scalar_output and not self._scalar_input
 
     # -- recording -------------------------------------------------------------
 
@@ -141,6 +142,10 @@ class RecordedFunction:
 
     def __call__(self, x, out=None):
         """The value(s) at x: a float (scalar output) or an array (m,); batched, (k,) or (k, m)."""
+        if self._fast and out is None:
+            value = self._replay.point(x, False)      # one contiguous float64 point
+            if value is not None:
+                return value
         points, batched = self._points(x)
         values, _ = self._run(points, batched, want_jacobian=False,
                               values_out=_values_view(out, points, self.n_outputs,
@@ -157,6 +162,10 @@ class RecordedFunction:
         ``out`` is the gradient array to fill, or a (values, gradients) pair.
         """
         self._require_scalar_output("value_and_grad")
+        if self._fast and out is None:
+            result = self._replay.point(x, True)      # one contiguous float64 point
+            if result is not None:
+                return result
         values_out, gradient_out = out if isinstance(out, tuple) else (None, out)
         points, batched = self._points(x)
         values, jacobian = self._run(
@@ -175,13 +184,60 @@ class RecordedFunction:
 
     def jacobian(self, x, out=None):
         """The Jacobian at x: shape (m, n) (a scalar output or input drops its axis);
-        batched, a leading axis k."""
+        batched, a leading axis k.  Uses n forward (tangent) sweeps when there are
+        fewer inputs than outputs, else m reverse sweeps."""
         points, batched = self._points(x)
-        _, jacobian = self._run(
-            points, batched, want_jacobian=True,
-            jacobian_out=_jacobian_view(out, points, self.n_outputs, self._n,
-                                        self._gradient_shape(points, batched, True)))
+        view = _jacobian_view(out, points, self.n_outputs, self._n,
+                              self._gradient_shape(points, batched, True))
+        if self._n < self.n_outputs:
+            jacobian = view if view is not None else np.empty((points.shape[0], self.n_outputs,
+                                                               self._n))
+            for k, point in enumerate(points):
+                # one lane per input direction e_j, all at this point
+                _, _, tangents, _ = self._run_lanes(point, want_tangents=True)
+                jacobian[k] = tangents.T
+        else:
+            _, jacobian = self._run(points, batched, want_jacobian=True, jacobian_out=view)
         return self._shape_gradient(jacobian, points, batched, True, out)
+
+    def jvp(self, x, v):
+        """Value and directional derivative along v, by one forward (tangent) sweep.
+
+        Returns ``(value, tangent)``: floats for a scalar output, arrays (m,)
+        otherwise; batched (x and v of shape (k, n)), a leading axis k.
+        """
+        points, batched = self._points(x)
+        directions = self._directions(v, points)
+        values, _, tangents, _ = self._run_all(points, batched, directions, want_tangents=True)
+        if not batched and self._scalar_output:
+            return float(values[0, 0]), float(tangents[0, 0])
+        shape = self._value_shape(points, batched)
+        return values.reshape(shape), tangents.reshape(shape)
+
+    def hvp(self, x, v):
+        """The Hessian of a scalar-output function at x times v (forward-over-reverse).
+
+        Returns an array shaped like x (a float for a scalar argument); batched, (k, n).
+        """
+        self._require_scalar_output("hvp")
+        points, batched = self._points(x)
+        directions = self._directions(v, points)
+        _, _, _, hvp = self._run_all(points, batched, directions, want_hvp=True)
+        return self._shape_gradient(hvp[:, None, :], points, batched, False, None)
+
+    def hessian(self, x):
+        """The Hessian of a scalar-output function at x: (n, n), symmetric; batched,
+        (k, n, n).  One second-order sweep carries all n unit directions as lanes."""
+        self._require_scalar_output("hessian")
+        points, batched = self._points(x)
+        hessians = np.empty((points.shape[0], self._n, self._n))
+        for k, point in enumerate(points):
+            _, _, _, columns = self._run_lanes(point, want_hvp=True)
+            # column j is H e_j; average with the transpose so H is exactly symmetric
+            hessians[k] = 0.5 * (columns + columns.T)
+        if self._scalar_input:
+            return hessians[:, 0, 0] if batched else float(hessians[0, 0, 0])
+        return hessians if batched else hessians[0]
 
     # -- internals -----------------------------------------------------------------
 
@@ -233,21 +289,58 @@ class RecordedFunction:
             return float(jacobian[0, 0, 0])
         return jacobian.reshape(shape)
 
+    def _directions(self, v, points):
+        directions = self._point(v, "v")
+        if directions.shape != points.shape:
+            raise ValueError(f"v must have the shape of x: got {directions.shape[0]} direction(s) of {directions.shape[1]} "
+                             f"for {points.shape[0]} point(s) of {points.shape[1]}")
+        return directions
+
     def _run(self, points, batched, want_jacobian, values_out=None, jacobian_out=None):
-        k, m = points.shape[0], self.n_outputs
+        values, jacobian, _, _ = self._run_all(points, batched, None, values_out=values_out,
+                                               want_jacobian=want_jacobian,
+                                               jacobian_out=jacobian_out)
+        return values, jacobian
+
+    def _run_all(self, points, batched, directions, values_out=None, want_jacobian=False,
+                 jacobian_out=None, want_tangents=False, want_hvp=False):
+        """Replay at the points; a point whose guards fail takes the slow path."""
+        k, m, n = points.shape[0], self.n_outputs, self._n
         values = values_out if values_out is not None else np.empty((k, m))
         jacobian = None
         if want_jacobian:
-            jacobian = jacobian_out if jacobian_out is not None else np.empty((k, m, self._n))
+            jacobian = jacobian_out if jacobian_out is not None else np.empty((k, m, n))
+        tangents = np.empty((k, m)) if want_tangents else None
+        hvp = np.empty((k, n)) if want_hvp else None
         ok = np.empty(k, dtype=np.uint8)
-        failed = self._replay.evaluate(points, values, jacobian, ok)
+        failed = self._replay.run(points, directions, values, jacobian, tangents, hvp, ok)
         self.slow_points = failed
         if failed:
-            self._slow_path(points, batched, ok, values, jacobian)
-        return values, jacobian
+            for index in self._failing(points, batched, ok):
+                replay, _ = self._record(points[index])
+                self.retapes += 1
+                one = slice(index, index + 1)
+                replay.run(points[one], None if directions is None else directions[one],
+                           values[one], None if jacobian is None else jacobian[one],
+                           None if tangents is None else tangents[one],
+                           None if hvp is None else hvp[one], np.empty(1, dtype=np.uint8))
+                if not batched:
+                    self._replay = replay        # follow the branch the caller is in now
+        return values, jacobian, tangents, hvp
 
-    def _slow_path(self, points, batched, ok, values, jacobian):
-        """Points where a guard failed: record again there (or raise BranchChanged)."""
+    def _run_lanes(self, point, want_tangents=False, want_hvp=False):
+        """Run n lanes at one point, lane j along the unit direction e_j."""
+        if self._replay.first_failed_guard(point) >= 0:
+            self._failing(point[None, :], False, np.zeros(1, dtype=np.uint8))
+            self._replay, _ = self._record(point)
+            self.retapes += 1
+        lanes = np.ascontiguousarray(np.broadcast_to(point, (self._n, self._n)))
+        return self._run_all(lanes, True, np.eye(self._n), want_tangents=want_tangents,
+                             want_hvp=want_hvp)
+
+    def _failing(self, points, batched, ok):
+        """Indices of the points whose guards failed; raises BranchChanged when
+        recording again is impossible or not allowed."""
         failing = np.flatnonzero(ok == 0)
         if self._fun is None or not self._retape:
             where = ("a point" if not batched
@@ -259,14 +352,7 @@ class RecordedFunction:
             raise BranchChanged(
                 f"the recorded branch does not hold at {where}: "
                 f"{self._replay.describe_guard(guard)}; cannot record again because {reason}")
-        for index in failing:
-            replay, _ = self._record(points[index])
-            self.retapes += 1
-            one_ok = np.empty(1, dtype=np.uint8)
-            replay.evaluate(points[index:index + 1], values[index:index + 1],
-                            None if jacobian is None else jacobian[index:index + 1], one_ok)
-            if not batched:
-                self._replay = replay        # follow the branch the caller is in now
+        return failing
 
     # -- pickle and files ------------------------------------------------------------
 
@@ -290,6 +376,7 @@ class RecordedFunction:
         self._n = self._replay.n_inputs
         self.retapes = state["retapes"]
         self.slow_points = 0
+        self._fast = self._scalar_output and not self._scalar_input
 
     def save(self, path):
         """Write the recorded tape to a numpy ``.npz`` file (no pickles inside).

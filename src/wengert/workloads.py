@@ -16,6 +16,9 @@ The namespaces:
   ones the installed micrograd has (0.1.0 has ``relu`` and no ``sin``), so
   workloads that need something else are unsupported there (see
   :meth:`Workload.supports`).
+* ``casadi_math()``: CasADi's functions, for ``x`` a list of ``SX`` elements.
+* ``jax_math()``: ``jax.numpy``'s functions, for ``x`` a traced jax array
+  (the workloads only index it, ``x[i]``, and take ``len(x)``).
 
 Each workload also knows how many elementary operations (arithmetic operators
 and math-function calls on scalars) one evaluation performs; the benchmark
@@ -41,9 +44,11 @@ __all__ = [
     "FLOAT_MATH",
     "WORKLOADS",
     "Workload",
+    "casadi_math",
     "chain",
     "fanout",
     "get_workload",
+    "jax_math",
     "micrograd_math",
     "mlp",
     "mlp_data",
@@ -100,6 +105,31 @@ def micrograd_math():
         if method is not None:
             setattr(namespace, name, method)
     return namespace
+
+
+_MATH_NAMES = ("exp", "log", "sqrt", "sin", "cos", "tanh")
+
+
+def casadi_math():
+    """Returns CasADi's math functions (``casadi.sin``, ...) as a namespace.
+
+    Raises:
+        ImportError: CasADi is not installed (``pip install casadi``).
+    """
+    import casadi
+
+    return types.SimpleNamespace(**{name: getattr(casadi, name) for name in _MATH_NAMES})
+
+
+def jax_math():
+    """Returns ``jax.numpy``'s math functions (``jnp.sin``, ...) as a namespace.
+
+    Raises:
+        ImportError: JAX is not installed (``pip install jax``).
+    """
+    import jax.numpy as jnp
+
+    return types.SimpleNamespace(**{name: getattr(jnp, name) for name in _MATH_NAMES})
 
 
 # ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 import io
 import json
+import math
 import subprocess
 import sys
 
@@ -52,6 +53,113 @@ def test_bench_quick_writes_table_and_json(tmp_path):
     [ratios] = report["ratios"]
     assert ratios["workload"] == "rosenbrock-10"
     assert ratios["floats"] > 0 and ratios["reference"] > 0
+
+
+def test_bench_quick_replay_rows_and_json(tmp_path):
+    completed = _run(
+        ["bench", "--quick", "--workloads", "rosenbrock-10",
+         "--engines", "floats,wengert,wengert-replay", "--json", "out.json"],
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    table = completed.stdout
+    for words in ("wengert-replay", "/ wengert-replay", "replay: F = wengert.record",
+                  "x wengert", "recording for replay"):
+        assert words in table
+    assert "MISMATCH" not in table
+
+    report = json.loads((tmp_path / "out.json").read_text())
+    rows = {row["engine"]: row for row in report["results"]}
+    assert set(rows) == {"floats", "wengert", "wengert-replay"}
+    replay = rows["wengert-replay"]
+    assert replay["status"] == "ok"
+    assert replay["record_ns_per_op"] is None and replay["backward_ns_per_op"] is None
+    assert replay["total_ns_per_op"] > 0 and replay["total_ns_per_row"] > 0
+    assert replay["rows"] >= replay["ops"] == 71  # constants are rows too
+    assert replay["points"] == 1 and replay["prepare_seconds"] > 0
+    assert replay["gradient_error"] <= _bench.TOLERANCE
+    assert rows["wengert"]["points"] == 1 and rows["wengert"]["rows"] is None
+    assert report["ratios"][0]["wengert-replay"] > 0
+
+    section = report["replay"]
+    assert section["batch_points"] == _bench.BATCH_POINTS
+    assert section["overhead_seconds"] > 0
+    [row] = section["workloads"]
+    assert row["workload"] == "rosenbrock-10" and row["rows"] == replay["rows"]
+    assert row["single_ns_per_row"] == pytest.approx(replay["total_ns_per_row"])
+    assert row["batch_ns_per_row_per_point"] is None  # the batch engine did not run
+    assert row["speedup_over_wengert"] > 0
+    assert row["speedup_over_casadi"] is None and row["speedup_over_jax"] is None
+    assert row["record_over_eager_record"] > 0
+
+
+def test_replay_engines_match_wengert():
+    workload = WORKLOADS["rosenbrock-10"]
+    expected_value = workload.f(list(workload.x0), _bench._workloads.FLOAT_MATH)
+    expected_gradient = _bench._expected_gradient(workload)
+    for engine in (_bench.ReplayEngine(), _bench.BatchReplayEngine()):
+        result = _bench.measure(engine, workload, SETTINGS, expected_value,
+                                expected_gradient)
+        assert result.status == "ok", result.reason
+        assert result.gradient_error <= _bench.TOLERANCE
+        assert result.points == engine.points
+        assert result.rows == len(engine.recorded) and result.total_ns_per_row > 0
+    assert _bench.BatchReplayEngine.points == _bench.BATCH_POINTS
+
+
+def test_batch_replay_checks_every_point():
+    engine = _bench.BatchReplayEngine()
+    engine.prepare(TINY)
+    values, gradients = engine.forward(TINY, engine.create_inputs(TINY.x0))
+    assert engine.value((values, gradients)) == 8.0
+    assert engine.gradient(None, (values, gradients)) == [4.0, 2.0]
+    values[3] += 1.0
+    gradients[5, 1] = 0.0
+    assert math.isnan(engine.value((values, gradients)))
+    assert all(math.isnan(g) for g in engine.gradient(None, (values, gradients)))
+
+
+def test_batch_replay_skips_huge_workloads():
+    reason = _bench.BatchReplayEngine().unsupported_reason(WORKLOADS["chain-1m"])
+    assert "too slow" in reason
+    assert _bench.BatchReplayEngine().unsupported_reason(WORKLOADS["fanout"]) is None
+
+
+def test_missing_optional_engines_are_skipped_with_the_reason(monkeypatch):
+    class Missing(_bench.Engine):
+        name = "missing"
+        install = "pip install missing-engine"
+
+        def __init__(self):
+            raise ImportError("No module named 'missing_engine'")
+
+    monkeypatch.setitem(_bench.ENGINES, "missing", Missing)
+    out = io.StringIO()
+    report = _bench.run(["rosenbrock-10"], ["wengert", "missing"], SETTINGS, out=out)
+    assert "missing: skipped, not installed" in out.getvalue()
+    assert "pip install missing-engine" in report["skipped_engines"]["missing"]
+    assert [row["engine"] for row in report["results"]] == ["wengert"]
+    assert report["replay"]["workloads"] == []
+
+
+def test_peer_engines_when_installed():
+    """CasADi and JAX adapters agree with wengert (each skipped when not installed)."""
+    workload = WORKLOADS["rosenbrock-10"]
+    expected_value = workload.f(list(workload.x0), _bench._workloads.FLOAT_MATH)
+    expected_gradient = _bench._expected_gradient(workload)
+    ran = 0
+    for name in ("casadi", "jax"):
+        try:
+            engine = _bench.ENGINES[name]()
+        except ImportError:
+            continue
+        result = _bench.measure(engine, workload, SETTINGS, expected_value, expected_gradient)
+        assert result.status == "ok", result.reason
+        assert result.total_ns_per_op > 0 and result.prepare_seconds > 0
+        assert engine.unsupported_reason(WORKLOADS["chain-1m"]) is not None
+        ran += 1
+    if not ran:
+        pytest.skip("neither casadi nor jax is installed")
 
 
 def test_no_arguments_prints_help(tmp_path):

@@ -11,7 +11,9 @@ from wengert.workloads import (
     FLOAT_MATH,
     WORKLOADS,
     Workload,
+    casadi_math,
     get_workload,
+    jax_math,
     micrograd_math,
     mlp_data,
     reference_math,
@@ -223,6 +225,27 @@ def test_micrograd_agrees_where_it_can():
     for v, g in zip(inputs, gradient):
         assert abs(v.grad - g) <= 1e-12 * max(abs(g), 1.0)
     assert not WORKLOADS["chain-10k"].supports(namespace)  # micrograd has no sin
+
+
+@pytest.mark.parametrize("module, make_namespace", [("casadi", casadi_math),
+                                                     ("jax", jax_math)])
+def test_peer_namespaces_have_every_math_function(module, make_namespace):
+    pytest.importorskip(module)
+    namespace = make_namespace()
+    assert sorted(vars(namespace)) == sorted(vars(FLOAT_MATH))
+    for workload in WORKLOADS.values():
+        assert workload.supports(namespace)
+
+
+def test_replay_agrees_with_eager_recording():
+    workload = WORKLOADS["mlp"]
+    recorded = wengert.record(lambda x: workload.f(x, wengert), workload.x0)
+    value, gradient = recorded.value_and_grad(workload.x0)
+    expected_value, expected_gradient = _record(wengert, workload)
+    assert _relative_close(value, expected_value)
+    scale = max(abs(g) for g in expected_gradient)
+    for g, e in zip(gradient, expected_gradient):
+        assert abs(g - e) <= 1e-12 * scale
 
 
 def test_workload_is_a_frozen_record():

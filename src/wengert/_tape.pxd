@@ -44,6 +44,7 @@ cdef class Tape:
         double*     adjoint           # d y / d value[i] after backward(y); allocated by the first backward
         Py_ssize_t  adjoint_capacity  # entries allocated in adjoint
         Py_ssize_t  grad_rows         # adjoint[i] holds the gradient for i < grad_rows; above, it is 0
+        readonly Py_ssize_t backward_passes   # reverse sweeps run so far (nn: a new step began)
 
         # -- lifetime of variables -------------------------------------------
         # A Var is alive while no rewind since it last checked dropped its row.
@@ -127,6 +128,7 @@ cdef class Replay:
         list          _pool           # idle Workspaces, reused across calls (list ops hold the GIL)
 
     cdef Workspace _take(self, Py_ssize_t points)
+    cdef void _give_back(self, Workspace work)
     cdef void _forward(self, Workspace work, const double* x, Py_ssize_t stride,
                        Py_ssize_t count, uint8_t* ok, bint second) noexcept nogil
     cdef void _tangent(self, Workspace work, const double* v, Py_ssize_t stride,

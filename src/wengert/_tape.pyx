@@ -142,8 +142,8 @@ cdef class Tape:
     """
 
     def __cinit__(self, Py_ssize_t capacity=1024):
-        if capacity < 1:
-            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        if capacity < 1 or capacity >= INT32_MAX:
+            raise ValueError(f"capacity must be between 1 and {INT32_MAX - 1} rows, got {capacity}")
         self._tokens = []
         if spare.capacity > capacity:
             self.op, self.arg0, self.arg1 = spare.op, spare.arg0, spare.arg1
@@ -164,7 +164,7 @@ cdef class Tape:
 
     def __dealloc__(self):
         free(self.cut_epoch); free(self.cut_rows)
-        if self.op != NULL and spare.capacity == 0 \
+        if self.capacity > 0 and spare.capacity == 0 \
                 and self.capacity * ROW_BYTES + self.adjoint_capacity * 8 <= SPARE_BYTES:
             spare.op, spare.arg0, spare.arg1 = self.op, self.arg0, self.arg1
             spare.d0, spare.d1, spare.value = self.d0, self.d1, self.value
@@ -260,7 +260,7 @@ cdef class Tape:
             raise TypeError(f"{where} expects a wengert Var, got {type(x).__name__}")
         if (<Var>x).tape is not self:
             raise ValueError(f"{where}: the variable belongs to a different tape")
-        return self.check_alive(<Var>x)
+        return alive(<Var>x)
 
     # -- public API ----------------------------------------------------------
 
@@ -364,15 +364,20 @@ cdef class Tape:
         >>> len(tape), round(w.value, 6)
         (1, 1.25228)
         """
-        cdef Py_ssize_t kept = mark + 1
-        if mark < 0 or kept > self.n_rows:
+        cdef Py_ssize_t kept, grown
+        if mark < 0 or mark >= self.n_rows:
             raise ValueError(f"mark {mark} is outside this tape's 0..{self.n_rows - 1} rows")
+        if self.sweeping:
+            raise RuntimeError("cannot rewind a tape while another thread runs a backward "
+                               "pass on it")
+        kept = mark + 1
         if kept == self.n_rows:
             return                       # nothing dropped, every variable stays valid
         if self.n_cuts == self.cuts_capacity:
-            self.cuts_capacity = max(8, 2 * self.cuts_capacity)
-            safe_realloc(<void**>&self.cut_epoch, self.cuts_capacity, sizeof(uint64_t))
-            safe_realloc(<void**>&self.cut_rows, self.cuts_capacity, sizeof(Py_ssize_t))
+            grown = max(8, 2 * self.cuts_capacity)
+            safe_realloc(<void**>&self.cut_epoch, grown, sizeof(uint64_t))
+            safe_realloc(<void**>&self.cut_rows, grown, sizeof(Py_ssize_t))
+            self.cuts_capacity = grown
         self.epoch += 1
         while self.n_cuts > 0 and self.cut_rows[self.n_cuts - 1] >= kept:
             self.n_cuts -= 1
@@ -398,6 +403,9 @@ cdef class Tape:
 
     cdef int _sweep(self, Py_ssize_t top, double seed) except -1:
         """Adjoints of rows 0..top for the output row ``top``; validated by the caller."""
+        if self.sweeping:
+            raise RuntimeError("another thread is running a backward pass on this tape; "
+                               "use one tape per thread (wg.grad and wg.record do)")
         self._prepare_adjoint()
         self.sweeping += 1
         try:
@@ -406,6 +414,7 @@ cdef class Tape:
         finally:
             self.sweeping -= 1
         self.grad_rows = top + 1
+        self.backward_passes += 1
         return 0
 
     def backward(self, y, double seed=1.0):
@@ -546,6 +555,14 @@ def variables(values):
 # Recording ops: the only code that turns Python calls into rows
 # --------------------------------------------------------------------------
 
+cdef inline int alive(Var v) except -1:
+    """Raise unless v's row still exists (see Tape.check_alive)."""
+    if v.tape is None:           # only Var.__new__(Var) from Python makes one
+        raise TypeError("this Var was not created by wengert; create variables with "
+                        "wg.var(), wg.variables() or Tape.var()")
+    return v.tape.check_alive(v)
+
+
 cdef object record_binary(int op, object left, object right):
     """Record ``op(left, right)`` where at least one side is a Var.
 
@@ -556,17 +573,21 @@ cdef object record_binary(int op, object left, object right):
     cdef Tape tape
     cdef double constant
     cdef Py_ssize_t ia, ib
+    # Numbers are converted first: float(x) of a numpy or user type may run Python
+    # code (even a rewind), so rows are checked and read only afterwards.
     if type(left) is Var:
         a = <Var>left
-        tape = a.tape
-        tape.check_alive(a)
         if type(right) is Var:
             b = <Var>right
-            if b.tape is not tape:
+            alive(a)
+            alive(b)
+            if b.tape is not a.tape:
                 raise_two_tapes(a, b)
-            tape.check_alive(b)
+            tape = a.tape
             ib = b.index
         elif as_double(right, &constant):
+            alive(a)
+            tape = a.tape
             ib = tape.push_leaf(CONST, constant)
             if op == POW:
                 op = POW_CONST           # the exponent's partial is never needed
@@ -575,19 +596,18 @@ cdef object record_binary(int op, object left, object right):
         ia = a.index
     else:
         b = <Var>right
-        tape = b.tape
-        tape.check_alive(b)
         if not as_double(left, &constant):
             return NotImplemented
+        alive(b)
+        tape = b.tape
         ia = tape.push_leaf(CONST, constant)
         ib = b.index
     return tape.new_var(tape.push(op, ia, ib))
 
 
 cdef inline object record_unary(int op, Var a):
-    cdef Tape tape = a.tape
-    tape.check_alive(a)
-    return tape.new_var(tape.push(op, a.index, 0))
+    alive(a)
+    return a.tape.new_var(a.tape.push(op, a.index, 0))
 
 
 cdef int raise_two_tapes(Var a, Var b) except -1:
@@ -667,7 +687,9 @@ cdef class Var:
 
     @value.setter
     def value(self, new_value):
-        self.tape.check_alive(self)
+        alive(self)
+        if self.tape.sweeping:
+            raise RuntimeError("cannot assign a value while a backward pass runs on its tape")
         if self.tape.op[self.index] != INPUT:
             raise ValueError(
                 f"cannot assign the value of a computed variable (row {self.index}, "
@@ -679,20 +701,22 @@ cdef class Var:
     @property
     def grad(self):
         """d y / d self after the last ``backward(y)`` on this tape (0.0 if not reached)."""
-        self.tape.check_alive(self)
+        alive(self)
         if self.index < self.tape.grad_rows:
             return self.tape.adjoint[self.index]
         return 0.0
 
     def backward(self, double seed=1.0):
         """Run the reverse sweep from this variable; see ``Tape.backward``."""
-        self.tape.check_alive(self)
+        alive(self)
         self.tape._sweep(self.index, seed)
 
     def __repr__(self):
+        if self.tape is None:
+            return "<Var not created by wengert>"
         if self.epoch != self.tape.epoch:
             try:
-                self.tape.check_alive(self)
+                alive(self)
             except RuntimeError:
                 return f"<Var of row {self.index}, dropped by a rewind>"
         return f"Var(value={value_of(self)!r}, grad={self.grad!r})"
@@ -765,7 +789,8 @@ cdef class Var:
     def __round__(self, ndigits=None):
         if ndigits is None:
             return int(converted(self, GUARD_ROUND, rint(value_of(self))))  # half to even
-        return converted(self, GUARD_VALUE, round(value_of(self), ndigits))
+        # the rounded number depends on the exact value: guard that (strict but right)
+        return round(converted(self, GUARD_VALUE, value_of(self)), ndigits)
 
     def __bool__(self):
         return converted(self, GUARD_TRUTH, value_of(self) != 0.0) != 0.0
@@ -818,7 +843,7 @@ cdef class Var:
 
 cdef inline double value_of(Var v) except? -1.0:
     """A Var's value for wengert's own use: checked alive, never a guard."""
-    v.tape.check_alive(v)
+    alive(v)
     return v.tape.value[v.index]
 
 
@@ -831,22 +856,35 @@ cdef double converted(Var v, int kind, double result) except? -1.0:
 
 
 cdef object _compare_values(Var self, object other, int how):
-    """Compare values (how: GUARD_LT..GUARD_GE); log a guard while recording for replay."""
-    cdef double a = value_of(self), b
+    """Compare values (how: GUARD_LT..GUARD_GE); log guards while recording for replay."""
+    cdef double a, b
     cdef Py_ssize_t row_b = -1
     cdef bint outcome
     if type(other) is Var:
         b = value_of(<Var>other)
         if (<Var>other).tape is self.tape:
             row_b = (<Var>other).index
-    elif not as_double(other, &b):
+    elif not as_double(other, &b):        # may run Python: values are read afterwards
         return NotImplemented
+    a = value_of(self)
     outcome = guard_holds(how, a, b, 1.0)
-    if self.tape.guards is not None:
-        if row_b < 0:             # a number (or a foreign Var's value): a constant row
-            row_b = self.tape.push_leaf(CONST, b)
-        self.tape.guards.append((how, self.index, row_b, 1.0 if outcome else 0.0))
+    log_comparison(self, how, row_b, b, outcome)
+    if type(other) is Var and (<Var>other).tape is not self.tape:
+        # seen from the other tape, this is `other <reflected how> a`
+        log_comparison(<Var>other, how if how == GUARD_EQ or how == GUARD_NE else (how + 4) % 8,
+                       -1, a, outcome)
     return outcome
+
+
+cdef int log_comparison(Var v, int how, Py_ssize_t row_b, double b, bint outcome) except -1:
+    """While v's tape records for replay, log `v <how> row_b` (a CONST row holding b
+    when row_b < 0) with its outcome."""
+    if v.tape.guards is None:
+        return 0
+    if row_b < 0:
+        row_b = v.tape.push_leaf(CONST, b)
+    v.tape.guards.append((how, v.index, row_b, 1.0 if outcome else 0.0))
+    return 0
 
 
 cdef inline bint guard_holds(int kind, double a, double b, double expected) noexcept nogil:
@@ -1196,8 +1234,10 @@ cdef class Replay:
     sweeps then run on raw pointers without checks and without the GIL.
     """
 
-    def __init__(self, op, arg0, arg1, value, inputs, outputs,
-                 guard_kind, guard_a, guard_b, guard_expected):
+    def __cinit__(self, op, arg0, arg1, value, inputs, outputs,
+                  guard_kind, guard_a, guard_b, guard_expected):
+        # __cinit__ runs exactly once per object: a replay's arrays can never be
+        # swapped while another thread sweeps them.
         cdef Py_ssize_t rows, i
         arrays = _validated_replay_arrays(op, arg0, arg1, value, inputs, outputs,
                                           guard_kind, guard_a, guard_b, guard_expected)
@@ -1255,6 +1295,9 @@ cdef class Replay:
 
     def describe_guard(self, Py_ssize_t g):
         """A readable description of guard ``g``."""
+        if not 0 <= g < self.guard_kind.shape[0]:
+            raise IndexError(f"guard {g} does not exist; this replay has "
+                             f"{self.guard_kind.shape[0]} guards")
         kind, a, b = self.guard_kind[g], self.guard_a[g], self.guard_b[g]
         expected = self.guard_expected[g]
         if kind <= GUARD_GE:
@@ -1265,9 +1308,12 @@ cdef class Replay:
     def first_failed_guard(self, x):
         """Index of the first guard that fails at the single point x, or -1."""
         cdef const double[::1] point = np.ascontiguousarray(x, dtype=np.float64)
-        cdef Workspace work = self._take(1)
+        cdef Workspace work
         cdef uint8_t ok
         cdef Py_ssize_t g, failed = -1
+        if point.shape[0] != self.inputs.shape[0] or point.shape[0] == 0:
+            raise ValueError(f"x must have {self.inputs.shape[0]} inputs, got {point.shape[0]}")
+        work = self._take(1)
         self._forward(work, &point[0], 0, 1, &ok, False)
         for g in range(self.guard_kind.shape[0]):
             if not guard_holds(self.guard_kind[g], work.value[self.guard_a[g]],
@@ -1282,12 +1328,12 @@ cdef class Replay:
         cdef Py_ssize_t k
         for k in range(len(self._pool)):
             work = <Workspace>self._pool[k]
-            if work.points == points:
+            if work.points == points and work.rows == self.tape.n_rows:
                 del self._pool[k]
                 return work
         return Workspace(self, points)
 
-    def _give_back(self, Workspace work):
+    cdef void _give_back(self, Workspace work):
         if len(self._pool) < 16:
             self._pool.append(work)
 
@@ -1523,6 +1569,8 @@ def _validated_replay_arrays(*given):
         i = int(pow_const[np.flatnonzero(op[arg1[pow_const]] != CONST)[0]])
         raise ValueError(f"row {i} (pow_const): its exponent row must be a constant")
     inputs, outputs = arrays["inputs"], arrays["outputs"]
+    if inputs.shape[0] < 1:
+        raise ValueError("a replay needs at least one input")
     if np.any((inputs < 1) | (inputs >= rows)) or np.any(op[np.clip(inputs, 0, rows - 1)] != INPUT):
         raise ValueError("every input must be the row of an INPUT op")
     if np.unique(inputs).shape[0] != inputs.shape[0]:

@@ -74,9 +74,10 @@ class RecordedFunction:
         self._retape = retape
         self._scalar_input = isinstance(x0, numbers.Real) and not isinstance(x0, bool)
         point = self._point(x0, "x0")
-        if point.shape[0] != 1:
-            raise ValueError("x0 must be a single point: a number or a 1-D array")
+        if point.shape[0] != 1 or point.shape[1] == 0:
+            raise ValueError("x0 must be a single point: a number or a non-empty 1-D array")
         self._n = point.shape[1]
+        self._alternate = None       # the replay last recorded for a batch's other branch
         self._replay, self._scalar_output = self._record(point[0])
         self.retapes = 0
         self.slow_points = 0
@@ -259,6 +260,8 @@ class RecordedFunction:
                 raise ValueError(f"{name} must be a number or a 1-D batch of numbers, "
                                  f"got shape {array.shape}")
             return np.ascontiguousarray(array.reshape(-1, 1))
+        if array.size == 0 and array.ndim == 1:
+            return array.reshape(1, 0)
         if array.ndim not in (1, 2):
             raise ValueError(f"{name} must be a 1-D array (one point) or a 2-D array "
                              f"(a batch of points), got shape {array.shape}")
@@ -310,30 +313,70 @@ class RecordedFunction:
         jacobian = None
         if want_jacobian:
             jacobian = jacobian_out if jacobian_out is not None else np.empty((k, m, n))
+        if any(out is not None and np.shares_memory(out, points)
+               for out in (values_out, jacobian_out)):
+            points = points.copy()               # out= is x itself: keep the inputs intact
         tangents = np.empty((k, m)) if want_tangents else None
         hvp = np.empty((k, n)) if want_hvp else None
+        outputs = (values, jacobian, tangents, hvp)
         ok = np.empty(k, dtype=np.uint8)
-        failed = self._replay.run(points, directions, values, jacobian, tangents, hvp, ok)
+        failed = self._replay.run(points, directions, *outputs, ok)
         self.slow_points = failed
         if failed:
-            for index in self._failing(points, batched, ok):
-                replay, _ = self._record(points[index])
-                self.retapes += 1
-                one = slice(index, index + 1)
-                replay.run(points[one], None if directions is None else directions[one],
-                           values[one], None if jacobian is None else jacobian[one],
-                           None if tangents is None else tangents[one],
-                           None if hvp is None else hvp[one], np.empty(1, dtype=np.uint8))
-                if not batched:
+            # Points on another branch: first the replay recorded for the last such
+            # point, then, where that fails too, a new recording at the point.
+            # (With BranchChanged, out= arrays keep the values replay wrote.)
+            failing = self._failing(points, batched, ok)
+            if batched and self._alternate is not None:
+                failing = self._run_subset(self._alternate, failing, points, directions,
+                                           outputs, must_hold=False)
+            while failing.size:
+                replay = self._record_branch(points[failing[0]])
+                self._run_subset(replay, failing[:1], points, directions, outputs,
+                                 must_hold=True)
+                failing = self._run_subset(replay, failing[1:], points, directions, outputs,
+                                           must_hold=False)
+                if batched:
+                    self._alternate = replay
+                else:
                     self._replay = replay        # follow the branch the caller is in now
         return values, jacobian, tangents, hvp
+
+    def _record_branch(self, point):
+        replay, scalar_output = self._record(point)
+        self.retapes += 1
+        if replay.n_outputs != self.n_outputs or scalar_output != self._scalar_output:
+            raise TypeError(
+                f"the recorded function returns a different number of outputs on another "
+                f"branch ({replay.n_outputs} instead of {self.n_outputs}); a recorded "
+                "function must always return the same shape")
+        return replay
+
+    @staticmethod
+    def _run_subset(replay, indices, points, directions, outputs, must_hold):
+        """Run ``replay`` at points[indices], writing their rows of ``outputs``;
+        return the indices whose guards failed on it."""
+        indices = np.asarray(indices, dtype=np.intp)
+        subset = [None if out is None else np.empty_like(out[indices]) for out in outputs]
+        ok = np.empty(indices.size, dtype=np.uint8)
+        replay.run(np.ascontiguousarray(points[indices]),
+                   None if directions is None else np.ascontiguousarray(directions[indices]),
+                   *subset, ok)
+        if must_hold and not ok.all():
+            raise RuntimeError("the function took a different branch when recorded again at "
+                               "the same point: its comparisons depend on something other "
+                               "than its argument (randomness, global state?)")
+        done = ok.astype(bool)
+        for out, part in zip(outputs, subset):
+            if out is not None:
+                out[indices[done]] = part[done]
+        return indices[~done]
 
     def _run_lanes(self, point, want_tangents=False, want_hvp=False):
         """Run n lanes at one point, lane j along the unit direction e_j."""
         if self._replay.first_failed_guard(point) >= 0:
             self._failing(point[None, :], False, np.zeros(1, dtype=np.uint8))
-            self._replay, _ = self._record(point)
-            self.retapes += 1
+            self._replay = self._record_branch(point)
         lanes = np.ascontiguousarray(np.broadcast_to(point, (self._n, self._n)))
         return self._run_all(lanes, True, np.eye(self._n), want_tangents=want_tangents,
                              want_hvp=want_hvp)
@@ -374,6 +417,7 @@ class RecordedFunction:
         self._scalar_input = state["scalar_input"]
         self._scalar_output = state["scalar_output"]
         self._n = self._replay.n_inputs
+        self._alternate = None
         self.retapes = state["retapes"]
         self.slow_points = 0
         self._fast = self._scalar_output and not self._scalar_input

@@ -1225,6 +1225,52 @@ cdef void second_order_sweep_points(const int32_t* arg0, const int32_t* arg1,
                 g, strong(dab[r], ta) + strong(dbb[r], tb))
 
 
+cdef void tangent_sweep_lanes(const uint8_t* ops, const int32_t* arg0, const int32_t* arg1,
+                              const double* d0, const double* d1, double* tangent,
+                              Py_ssize_t rows, Py_ssize_t lanes) noexcept nogil:
+    """``tangent_sweep_points`` for many directions at ONE point: the partials
+    (one per row) are shared by all lanes, only the tangents differ."""
+    cdef Py_ssize_t i, k, a, b
+    cdef double p, q
+    for i in range(1, rows):
+        if op_arity(ops[i]) == 0:
+            continue
+        a = arg0[i] * lanes
+        b = arg1[i] * lanes
+        p = d0[i]
+        q = d1[i]
+        for k in range(lanes):
+            tangent[i * lanes + k] = strong(p, tangent[a + k]) + strong(q, tangent[b + k])
+
+
+cdef void second_order_sweep_lanes(const int32_t* arg0, const int32_t* arg1,
+                                   const double* d0, const double* d1, const double* daa,
+                                   const double* dab, const double* dbb, const double* adjoint,
+                                   const double* tangent, double* adjoint_tangent,
+                                   Py_ssize_t top, Py_ssize_t lanes) noexcept nogil:
+    """``second_order_sweep_points`` for many directions at ONE point: partials and
+    the first-order adjoint (from ``reverse_sweep``) are shared by all lanes."""
+    cdef Py_ssize_t i, k, a, b, r
+    cdef double g, p, q, paa, pab, pbb, gt, ta, tb
+    memset(adjoint_tangent, 0, (top + 1) * lanes * sizeof(double))
+    for i in range(top, 0, -1):
+        a = arg0[i] * lanes
+        b = arg1[i] * lanes
+        g = adjoint[i]
+        p = d0[i]
+        q = d1[i]
+        paa = daa[i]
+        pab = dab[i]
+        pbb = dbb[i]
+        for k in range(lanes):
+            r = i * lanes + k
+            gt = adjoint_tangent[r]
+            ta = tangent[a + k]
+            tb = tangent[b + k]
+            adjoint_tangent[a + k] += strong(p, gt) + strong(g, strong(paa, ta) + strong(pab, tb))
+            adjoint_tangent[b + k] += strong(q, gt) + strong(g, strong(pab, ta) + strong(pbb, tb))
+
+
 @cython.final
 cdef class Replay:
     """A recorded tape that can be evaluated at new inputs (see ``wengert.record``).
@@ -1517,6 +1563,56 @@ cdef class Replay:
         if not ok:
             return None
         return (value, gradient) if want_gradient else value
+
+    def hessian_point(self, x):
+        """The Hessian of output 0 at one point x, or None if a guard fails there.
+
+        One forward pass computes values and first and second partials, one
+        reverse sweep the adjoints: they are the same for every direction.  The
+        lanes of a workspace then carry the unit directions e_j, and each block of
+        lanes costs one tangent and one second-order sweep over shared partials.
+        """
+        cdef const double[::1] point = np.ascontiguousarray(x, dtype=np.float64)
+        cdef Py_ssize_t n = self.inputs.shape[0], rows = self.tape.n_rows
+        cdef Py_ssize_t top = self.outputs[0], lanes, start, count, j, k, row
+        cdef uint8_t ok = 0
+        cdef Workspace one, work
+        if point.shape[0] != n:
+            raise ValueError(f"x must have {n} inputs, got {point.shape[0]}")
+        lanes = max(MIN_CHUNK, min(64, n, CHUNK_BYTES // (24 * rows)))
+        hessian = np.empty((n, n))
+        cdef double[:, ::1] H = hessian
+        one = self._take(1)
+        work = self._take(lanes)
+        try:
+            one.ensure_second_order()
+            work.ensure_second_order()
+            with nogil:
+                self._forward(one, &point[0], 0, 1, &ok, True)
+                if ok:
+                    self._reverse(one, 0)
+                    start = 0
+                    while start < n:
+                        count = min(lanes, n - start)
+                        for j in range(n):
+                            row = self.inputs[j]
+                            for k in range(lanes):
+                                work.tangent[row * lanes + k] = 1.0 if j == start + k else 0.0
+                        tangent_sweep_lanes(self.tape.op, self.tape.arg0, self.tape.arg1,
+                                            one.d0, one.d1, work.tangent, rows, lanes)
+                        second_order_sweep_lanes(
+                            self.tape.arg0, self.tape.arg1, one.d0, one.d1, one.daa, one.dab,
+                            one.dbb, one.adjoint, work.tangent, work.adjoint_tangent, top, lanes)
+                        for j in range(n):
+                            row = self.inputs[j]
+                            for k in range(count):
+                                H[j, start + k] = (work.adjoint_tangent[row * lanes + k]
+                                                   if row <= top else 0.0)
+                        start += lanes
+        finally:
+            self._give_back(one)
+            self._give_back(work)
+        return hessian if ok else None
 
     def __reduce__(self):
         arrays = self.arrays()

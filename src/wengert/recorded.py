@@ -233,7 +233,11 @@ class RecordedFunction:
         points, batched = self._points(x)
         hessians = np.empty((points.shape[0], self._n, self._n))
         for k, point in enumerate(points):
-            _, _, _, columns = self._run_lanes(point, want_hvp=True)
+            columns = self._replay.hessian_point(point)
+            if columns is None:                      # another branch: record it there
+                self._failing(point[None, :], False, np.zeros(1, dtype=np.uint8))
+                self._replay = self._record_branch(point)
+                columns = self._replay.hessian_point(point)
             # column j is H e_j; average with the transpose so H is exactly symmetric
             hessians[k] = 0.5 * (columns + columns.T)
         if self._scalar_input:

@@ -289,9 +289,11 @@ class Tape:
         arg0, arg1, d0, d1 = self.arg0, self.arg1, self.d0, self.d1
         for i in range(top, 0, -1):            # every use of row i comes after it: adjoint final
             g = adjoint[i]
-            if g != 0.0:                       # an exact 0 propagates nothing: no 0 * inf = nan
-                adjoint[arg0[i]] += d0[i] * g
-                adjoint[arg1[i]] += d1[i] * g
+            if g != 0.0:                       # a product with an exact 0 factor adds nothing:
+                if d0[i] != 0.0:               # no 0 * inf = nan from rows off the path to y
+                    adjoint[arg0[i]] += d0[i] * g
+                if d1[i] != 0.0:
+                    adjoint[arg1[i]] += d1[i] * g
         self.adjoint = adjoint
 
     def gradient(self, y, variables):

@@ -26,11 +26,18 @@ else:
     # -O3 without -ffast-math: IEEE semantics (NaN, inf, signed zeros) are part of the contract.
     compile_args = ["-O3"] + (["-O0", "-g"] if debug else [])
 
+# Cython's `cdef inline` functions (the op table above all) are inlined at every
+# call site, so the one-point calls (recording, single-point replay) get a copy of
+# the table specialised for one point, and the batched calls a vectorised one.
+macros = [] if sys.platform == "win32" else [
+    ("CYTHON_INLINE", "inline __attribute__((always_inline))")]
+
 extensions = [
     Extension(
         "wengert._tape",
         ["src/wengert/_tape.pyx"],
         extra_compile_args=compile_args,
+        define_macros=macros,
     ),
 ]
 

@@ -136,3 +136,23 @@ def test_a_branch_with_another_output_shape_is_reported():
     F = wg.record(lambda x: x * 2.0 if x > 0 else [x, x], 1.0)
     with pytest.raises(TypeError, match="different number of outputs"):
         F(-1.0)
+
+
+def test_a_recorded_tape_is_frozen_for_variables_that_escaped():
+    escaped = []
+
+    def fun(x):
+        escaped.append(x[0])
+        return x[0] * x[1]
+
+    F = wg.record(fun, np.array([1.0, 2.0]))
+    leaked = escaped[0]
+    with pytest.raises(RuntimeError, match="recorded function"):
+        leaked * 3.0
+    with pytest.raises(RuntimeError, match="recorded function"):
+        leaked.value = 5.0
+    with pytest.raises(RuntimeError, match="recorded function"):
+        leaked.tape.rewind(0)
+    assert F(np.array([3.0, 4.0])) == 12.0
+    copy = F.tape
+    assert len(copy) == len(F) and (copy.var(1.0) * 2.0).value == 2.0   # a copy records freely

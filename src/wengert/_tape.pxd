@@ -59,6 +59,7 @@ cdef class Tape:
         Py_ssize_t  cuts_capacity     # entries allocated in the cut stack
 
         int         sweeping          # > 0 while a sweep runs without the GIL: growth is refused
+        bint        frozen            # owned by a Replay: no row may be added, dropped or changed
         list        _tokens           # ContextVar tokens of nested `with tape:` blocks
         public list guards            # while recording for replay: (GuardKind, row a, row b, expected)
                                       # for every comparison/conversion of a Var; None otherwise

@@ -179,6 +179,9 @@ cdef class Tape:
 
     cdef int _grow(self, Py_ssize_t min_rows) except -1:
         cdef Py_ssize_t new_capacity = max(min_rows, 2 * self.capacity)
+        if self.frozen:
+            raise RuntimeError("this tape belongs to a recorded function (wg.record) and "
+                               "records nothing more; use another tape")
         if self.sweeping:
             raise RuntimeError("cannot record on a tape while another thread runs a "
                                "backward pass on it; use one tape per thread")
@@ -370,6 +373,9 @@ cdef class Tape:
         if self.sweeping:
             raise RuntimeError("cannot rewind a tape while another thread runs a backward "
                                "pass on it")
+        if self.frozen:
+            raise RuntimeError("this tape belongs to a recorded function (wg.record) and "
+                               "cannot be rewound")
         kept = mark + 1
         if kept == self.n_rows:
             return                       # nothing dropped, every variable stays valid
@@ -506,6 +512,18 @@ cdef void reverse_sweep(const int32_t* arg0, const int32_t* arg1,
                 adjoint[arg0[i]] += d0[i] * g
             if d1[i] != 0.0:
                 adjoint[arg1[i]] += d1[i] * g
+
+
+cdef bint _float64_vector(object x, Py_buffer* view, Py_ssize_t n) except -1:
+    """Acquire x's buffer if it is a contiguous 1-D float64 array of n numbers
+    (return True; the caller releases it), else return False holding nothing."""
+    if PyObject_GetBuffer(x, view, PyBUF_ANY_CONTIGUOUS | PyBUF_FORMAT) < 0:
+        return False
+    if view.ndim != 1 or view.len != n * sizeof(double) or view.format == NULL \
+            or view.format[0] != b'd' or view.format[1] != 0:
+        PyBuffer_Release(view)
+        return False
+    return True
 
 
 cdef double[::1] _as_float_vector(object values, str where):
@@ -688,8 +706,9 @@ cdef class Var:
     @value.setter
     def value(self, new_value):
         alive(self)
-        if self.tape.sweeping:
-            raise RuntimeError("cannot assign a value while a backward pass runs on its tape")
+        if self.tape.sweeping or self.tape.frozen:
+            raise RuntimeError("cannot assign a value while a backward pass runs on its tape, "
+                               "or on a tape that belongs to a recorded function")
         if self.tape.op[self.index] != INPUT:
             raise ValueError(
                 f"cannot assign the value of a computed variable (row {self.index}, "
@@ -1174,6 +1193,27 @@ cdef inline double strong(double factor, double other) noexcept nogil:
     return factor * other if (factor != 0.0 and other != 0.0) else 0.0
 
 
+cdef inline void evaluate_rows(const uint8_t* ops, const int32_t* arg0, const int32_t* arg1,
+                               Py_ssize_t rows, Py_ssize_t points, double* value,
+                               double* d0, double* d1, double* daa, double* dab,
+                               double* dbb) noexcept nogil:
+    """The forward sweep of a replay: every computed row's value and partials (and
+    second partials unless daa is NULL) at ``points`` points, from the op table."""
+    cdef Py_ssize_t i, a, b
+    cdef int op
+    for i in range(1, rows):
+        op = ops[i]
+        if op_arity(op) == 0:
+            continue
+        a = arg0[i] * points
+        b = arg1[i] * points
+        op_eval(op, points, &value[a], &value[b], &value[i * points],
+                &d0[i * points], &d1[i * points],
+                &daa[i * points] if daa != NULL else NULL,
+                &dab[i * points] if daa != NULL else NULL,
+                &dbb[i * points] if daa != NULL else NULL)
+
+
 cdef void tangent_sweep_points(const uint8_t* ops, const int32_t* arg0, const int32_t* arg1,
                                const double* d0, const double* d1, double* tangent,
                                Py_ssize_t rows, Py_ssize_t points) noexcept nogil:
@@ -1280,21 +1320,49 @@ cdef class Replay:
     sweeps then run on raw pointers without checks and without the GIL.
     """
 
-    def __cinit__(self, op, arg0, arg1, value, inputs, outputs,
-                  guard_kind, guard_a, guard_b, guard_expected):
-        # __cinit__ runs exactly once per object: a replay's arrays can never be
-        # swapped while another thread sweeps them.
-        cdef Py_ssize_t rows, i
-        arrays = _validated_replay_arrays(op, arg0, arg1, value, inputs, outputs,
-                                          guard_kind, guard_a, guard_b, guard_expected)
-        op, arg0, arg1, value, inputs, outputs, guard_kind, guard_a, guard_b, guard_expected = arrays
-        rows = op.shape[0]
+    def __cinit__(self, *source):
+        # Replay(tape, inputs, outputs, guards): a fresh recording, whose rows are
+        # valid by construction (push only ever points at earlier rows): taken over
+        # as they are (the tape is frozen).  Replay(op, arg0, arg1, value, inputs, outputs, guard_kind,
+        # guard_a, guard_b, guard_expected): arrays from anywhere (a file, a pickle),
+        # every one validated.  Either way, inputs, outputs and guards are checked,
+        # and __cinit__ runs once per object, so a replay's arrays never change
+        # while another thread sweeps them.
+        self._pool = []
+        if len(source) == 4 and type(source[0]) is Tape:
+            self.tape = <Tape>source[0]
+            if self.tape.sweeping:
+                raise RuntimeError("a backward pass is running on this tape")
+            # Take the tape over: with its capacity set to its length, any push
+            # reaches _grow, which refuses (frozen), so no row ever changes.
+            self.tape.frozen = True
+            self.tape.capacity = self.tape.n_rows
+            self.inputs = np.array(source[1], dtype=np.int32)
+            self.outputs = np.array(source[2], dtype=np.int32)
+            kind, a, b, expected = zip(*source[3]) if source[3] else ((), (), (), ())
+            self.guard_kind = np.array(kind, dtype=np.uint8)
+            self.guard_a = np.array(a, dtype=np.int32)
+            self.guard_b = np.array(b, dtype=np.int32)
+            self.guard_expected = np.array(expected, dtype=np.float64)
+        elif len(source) == len(REPLAY_ARRAYS):
+            self._rebuild(*_validated_replay_arrays(*source))
+        else:
+            raise TypeError("Replay(tape, inputs, outputs, guards) or Replay(op, arg0, arg1, "
+                            "value, inputs, outputs, guard_kind, guard_a, guard_b, "
+                            "guard_expected)")
+        self._check_ends()
+
+    def _rebuild(self, op, arg0, arg1, value, inputs, outputs,
+                 guard_kind, guard_a, guard_b, guard_expected):
+        """Rebuild the rows from validated arrays; values and partials of computed
+        rows are recomputed, so a file's value column matters only for leaves."""
+        cdef Py_ssize_t rows = op.shape[0], i
         cdef Tape tape = Tape(capacity=rows)
         cdef const uint8_t[::1] op_view = op
         cdef const int32_t[::1] arg0_view = arg0, arg1_view = arg1
         cdef const double[::1] value_view = value
-        # Rebuild the rows; values and partials of computed rows are recomputed,
-        # so a stored file's value column matters only for CONST and INPUT rows.
+        if self.tape is not None:
+            raise RuntimeError("a Replay is built once")
         tape.n_rows = 1
         for i in range(1, rows):
             if op_arity(op_view[i]) == 0:
@@ -1308,7 +1376,32 @@ cdef class Replay:
         self.guard_a = guard_a
         self.guard_b = guard_b
         self.guard_expected = guard_expected
-        self._pool = []
+
+    def _check_ends(self):
+        """Inputs: distinct INPUT rows, at least one; outputs: rows; guards: known
+        kinds on rows.  C loops, so a fresh recording pays microseconds."""
+        cdef Py_ssize_t rows = self.tape.n_rows, i, r
+        cdef bytearray seen = bytearray(rows)
+        cdef unsigned char* mark = seen
+        if self.inputs.shape[0] < 1:
+            raise ValueError("a replay needs at least one input")
+        for i in range(self.inputs.shape[0]):
+            r = self.inputs[i]
+            if r < 1 or r >= rows or self.tape.op[r] != INPUT:
+                raise ValueError("every input must be the row of an INPUT op")
+            if mark[r]:
+                raise ValueError("inputs must not repeat a row")
+            mark[r] = 1
+        if self.outputs.shape[0] < 1:
+            raise ValueError("outputs must be one or more rows of the tape (not the sentinel)")
+        for i in range(self.outputs.shape[0]):
+            if self.outputs[i] < 1 or self.outputs[i] >= rows:
+                raise ValueError("outputs must be one or more rows of the tape (not the sentinel)")
+        for i in range(self.guard_kind.shape[0]):
+            if self.guard_kind[i] >= N_GUARD_KINDS:
+                raise ValueError("unknown guard kind")
+            if not (0 <= self.guard_a[i] < rows and 0 <= self.guard_b[i] < rows):
+                raise ValueError("guard_a and guard_b must be rows of the tape")
 
     @property
     def n_rows(self):
@@ -1399,17 +1492,13 @@ cdef class Replay:
             row = self.inputs[j]
             for k in range(count):
                 value[row * K + k] = x[k * stride + j]
-        for i in range(1, rows):
-            op = ops[i]
-            if op_arity(op) == 0:
-                continue
-            a = arg0[i]
-            b = arg1[i]
-            op_eval(op, K, &value[a * K], &value[b * K], &value[i * K],
-                    &work.d0[i * K], &work.d1[i * K],
-                    &work.daa[i * K] if second else NULL,
-                    &work.dab[i * K] if second else NULL,
-                    &work.dbb[i * K] if second else NULL)
+        # A literal 1 lets the compiler specialise the (inlined) op table for one point.
+        if K == 1:
+            evaluate_rows(ops, arg0, arg1, rows, 1, value, work.d0, work.d1,
+                          work.daa if second else NULL, work.dab, work.dbb)
+        else:
+            evaluate_rows(ops, arg0, arg1, rows, K, value, work.d0, work.d1,
+                          work.daa if second else NULL, work.dab, work.dbb)
         for k in range(count):
             ok[k] = 1
         for j in range(self.guard_kind.shape[0]):
@@ -1527,42 +1616,70 @@ cdef class Replay:
             self._give_back(work)
         return failed
 
-    def point(self, x, bint want_gradient):
-        """Fast path for one point of a scalar-output function: ``value`` or
-        ``(value, gradient)``; None when the general path is needed (x is not a
-        contiguous 1-D float64 array of n_inputs numbers, or a guard failed)."""
-        cdef Py_buffer view
+    def point(self, x, v, int mode):
+        """Fast path for one point of a scalar-output function.
+
+        mode 0: ``value``; 1: ``(value, gradient)``; 2: ``(value, tangent along v)``;
+        3: ``Hessian times v``.  Returns None when the general path is needed: x
+        (or v) is not a contiguous 1-D float64 array of n_inputs numbers, or a
+        guard failed.
+        """
+        cdef Py_buffer x_view, v_view
         cdef Py_ssize_t n = self.inputs.shape[0], i, row, top = self.outputs[0]
-        cdef double value
+        cdef double value, tangent = 0.0
         cdef uint8_t ok = 0
-        cdef double[::1] gradient_view
+        cdef bint has_x = False, has_v = False
+        cdef double[::1] result_view
         cdef Workspace work
-        if self.outputs.shape[0] != 1 or not isinstance(x, np.ndarray):
-            return None
-        if PyObject_GetBuffer(x, &view, PyBUF_ANY_CONTIGUOUS | PyBUF_FORMAT) < 0:
+        if self.outputs.shape[0] != 1 or not isinstance(x, np.ndarray) or (
+                mode >= 2 and not isinstance(v, np.ndarray)):
             return None
         try:
-            if view.ndim != 1 or view.len != n * sizeof(double) or view.format == NULL \
-                    or view.format[0] != b'd' or view.format[1] != 0:
+            has_x = _float64_vector(x, &x_view, n)
+            if not has_x:
                 return None
-            if want_gradient:
-                gradient = np.empty(n)
-                gradient_view = gradient
+            if mode >= 2:
+                has_v = _float64_vector(v, &v_view, n)
+                if not has_v:
+                    return None
+            if mode == 1 or mode == 3:
+                result = np.empty(n)
+                result_view = result
             work = self._take(1)
+            if mode >= 2:
+                work.ensure_second_order()
             with nogil:
-                self._forward(work, <const double*>view.buf, 0, 1, &ok, False)
+                self._forward(work, <const double*>x_view.buf, 0, 1, &ok, mode == 3)
                 value = work.value[top]
-                if ok and want_gradient:
+                if ok and mode == 1:
                     self._reverse(work, 0)
                     for i in range(n):
                         row = self.inputs[i]
-                        gradient_view[i] = work.adjoint[row] if row <= top else 0.0
+                        result_view[i] = work.adjoint[row] if row <= top else 0.0
+                elif ok and mode >= 2:
+                    self._tangent(work, <const double*>v_view.buf, 0, 1)
+                    tangent = work.tangent[top]
+                    if mode == 3:
+                        second_order_sweep_points(
+                            self.tape.arg0, self.tape.arg1, work.d0, work.d1, work.daa,
+                            work.dab, work.dbb, work.tangent, work.adjoint,
+                            work.adjoint_tangent, top, 1)
+                        for i in range(n):
+                            row = self.inputs[i]
+                            result_view[i] = work.adjoint_tangent[row] if row <= top else 0.0
             self._give_back(work)
         finally:
-            PyBuffer_Release(&view)
+            if has_x:
+                PyBuffer_Release(&x_view)
+            if has_v:
+                PyBuffer_Release(&v_view)
         if not ok:
             return None
-        return (value, gradient) if want_gradient else value
+        if mode == 0:
+            return value
+        if mode == 2:
+            return (value, tangent)
+        return (value, result) if mode == 1 else result
 
     def hessian_point(self, x):
         """The Hessian of output 0 at one point x, or None if a guard fails there.
@@ -1664,23 +1781,10 @@ def _validated_replay_arrays(*given):
     if pow_const.size and np.any(op[arg1[pow_const]] != CONST):
         i = int(pow_const[np.flatnonzero(op[arg1[pow_const]] != CONST)[0]])
         raise ValueError(f"row {i} (pow_const): its exponent row must be a constant")
-    inputs, outputs = arrays["inputs"], arrays["outputs"]
-    if inputs.shape[0] < 1:
-        raise ValueError("a replay needs at least one input")
-    if np.any((inputs < 1) | (inputs >= rows)) or np.any(op[np.clip(inputs, 0, rows - 1)] != INPUT):
-        raise ValueError("every input must be the row of an INPUT op")
-    if np.unique(inputs).shape[0] != inputs.shape[0]:
-        raise ValueError("inputs must not repeat a row")
-    if outputs.shape[0] < 1 or np.any((outputs < 1) | (outputs >= rows)):
-        raise ValueError("outputs must be one or more rows of the tape (not the sentinel)")
     kinds = arrays["guard_kind"]
     for name in ("guard_a", "guard_b", "guard_expected"):
         if arrays[name].shape[0] != kinds.shape[0]:
             raise ValueError(f"{name} has {arrays[name].shape[0]} guards, "
                              f"guard_kind has {kinds.shape[0]}")
-    if np.any(kinds >= N_GUARD_KINDS):
-        raise ValueError("unknown guard kind")
-    for name in ("guard_a", "guard_b"):
-        if np.any((arrays[name] < 0) | (arrays[name] >= rows)):
-            raise ValueError(f"{name} must be rows of the tape")
+    # inputs, outputs and guard rows: Replay._check_ends, shared with fresh recordings
     return tuple(arrays[name] for name in REPLAY_ARRAYS)

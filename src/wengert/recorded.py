@@ -86,30 +86,25 @@ class RecordedFunction:
     # -- recording -------------------------------------------------------------
 
     def _record(self, x):
-        tape = Tape(capacity=4096)
+        tape = Tape()
         tape.guards = []
         try:
             with tape:
                 if self._scalar_input:
-                    inputs = [tape.var(x[0])]
-                    output = self._fun(inputs[0])
+                    argument = tape.var(x[0])
+                    input_rows = [argument.index]
                 else:
-                    inputs = tape.variables(x)
-                    output = self._fun(list(inputs))
+                    first = len(tape) + 1                        # variables() adds rows in order
+                    argument = tape.variables(x)
+                    input_rows = range(first, first + len(argument))
+                output = self._fun(argument)
         finally:
             guards = tape.guards
             tape.guards = None
         scalar_output = _is_scalar(output)
         items = [output] if scalar_output else _output_items(output)
-        rows = [_output_row(tape, item) for item in items]
-        arrays = tape.to_arrays()
-        kind, a, b, expected = (zip(*guards) if guards else ((), (), (), ()))
-        replay = Replay(arrays["op"], arrays["arg0"], arrays["arg1"], arrays["value"],
-                        np.array([v.index for v in inputs], dtype=np.int32),
-                        np.array(rows, dtype=np.int32),
-                        np.array(kind, dtype=np.uint8), np.array(a, dtype=np.int32),
-                        np.array(b, dtype=np.int32), np.array(expected, dtype=np.float64))
-        return replay, scalar_output
+        output_rows = [_output_row(tape, item) for item in items]
+        return Replay(tape, input_rows, output_rows, guards), scalar_output
 
     # -- sizes -----------------------------------------------------------------
 
@@ -144,7 +139,7 @@ class RecordedFunction:
     def __call__(self, x, out=None):
         """The value(s) at x: a float (scalar output) or an array (m,); batched, (k,) or (k, m)."""
         if self._fast and out is None:
-            value = self._replay.point(x, False)      # one contiguous float64 point
+            value = self._replay.point(x, None, 0)    # one contiguous float64 point
             if value is not None:
                 return value
         points, batched = self._points(x)
@@ -164,7 +159,7 @@ class RecordedFunction:
         """
         self._require_scalar_output("value_and_grad")
         if self._fast and out is None:
-            result = self._replay.point(x, True)      # one contiguous float64 point
+            result = self._replay.point(x, None, 1)   # one contiguous float64 point
             if result is not None:
                 return result
         values_out, gradient_out = out if isinstance(out, tuple) else (None, out)
@@ -207,6 +202,10 @@ class RecordedFunction:
         Returns ``(value, tangent)``: floats for a scalar output, arrays (m,)
         otherwise; batched (x and v of shape (k, n)), a leading axis k.
         """
+        if self._fast:
+            result = self._replay.point(x, v, 2)      # one contiguous float64 point
+            if result is not None:
+                return result
         points, batched = self._points(x)
         directions = self._directions(v, points)
         values, _, tangents, _ = self._run_all(points, batched, directions, want_tangents=True)
@@ -221,6 +220,10 @@ class RecordedFunction:
         Returns an array shaped like x (a float for a scalar argument); batched, (k, n).
         """
         self._require_scalar_output("hvp")
+        if self._fast:
+            result = self._replay.point(x, v, 3)      # one contiguous float64 point
+            if result is not None:
+                return result
         points, batched = self._points(x)
         directions = self._directions(v, points)
         _, _, _, hvp = self._run_all(points, batched, directions, want_hvp=True)

@@ -12,7 +12,8 @@ from readme import code_blocks, setup_commands
 MODULES = ["wengert", "wengert._tape", "wengert.functional", "wengert.reference"]
 
 
-def test_readme_python_examples_run():
+def test_readme_python_examples_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)              # examples may write files
     blocks = code_blocks("python")
     assert len(blocks) >= 4
     namespace = {}

@@ -34,8 +34,9 @@ cdef class Tape:
         uint8_t*    op                # OpCode of the row (enum in _optable.pxd)
         int32_t*    arg0              # row of the first operand (< this row); 0 if none
         int32_t*    arg1              # row of the second operand (< this row); 0 if none
-        double*     d0                # d value / d value[arg0]; 0 for CONST and INPUT rows
-        double*     d1                # d value / d value[arg1]; 0 for unary ops
+        double*     d0                # d value / d value[arg0]; 0 for CONST and INPUT rows,
+                                      # and 0 where arg0 is a constant (it needs no adjoint)
+        double*     d1                # d value / d value[arg1]; 0 for unary ops and constants
         double*     value             # the row's value; for CONST and INPUT rows, the data itself
         Py_ssize_t  n_rows            # rows in use, the sentinel included (>= 1)
         Py_ssize_t  capacity          # rows allocated in each column above

@@ -590,7 +590,7 @@ cdef object record_binary(int op, object left, object right):
     cdef Var a, b
     cdef Tape tape
     cdef double constant
-    cdef Py_ssize_t ia, ib
+    cdef Py_ssize_t ia, ib, i
     # Numbers are converted first: float(x) of a numpy or user type may run Python
     # code (even a rewind), so rows are checked and read only afterwards.
     if type(left) is Var:
@@ -609,6 +609,11 @@ cdef object record_binary(int op, object left, object right):
             ib = tape.push_leaf(CONST, constant)
             if op == POW:
                 op = POW_CONST           # the exponent's partial is never needed
+            i = tape.push(op, a.index, ib)
+            # A constant needs no adjoint: with a zero partial its row receives an
+            # exact zero, and the reverse sweep passes it with a single load.
+            tape.d1[i] = 0.0
+            return tape.new_var(i)
         else:
             return NotImplemented
         ia = a.index
@@ -619,7 +624,9 @@ cdef object record_binary(int op, object left, object right):
         alive(b)
         tape = b.tape
         ia = tape.push_leaf(CONST, constant)
-        ib = b.index
+        i = tape.push(op, ia, b.index)
+        tape.d0[i] = 0.0                 # the constant's partial, as above
+        return tape.new_var(i)
     return tape.new_var(tape.push(op, ia, ib))
 
 

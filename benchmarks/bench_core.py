@@ -1,16 +1,19 @@
 """pytest-benchmark suites over the standard workloads (``wengert.workloads``).
 
-Three groups, each timing one callable with its setup outside the timer:
+Four groups, each timing one callable with its setup outside the timer:
 
 * ``record``: running the workload on fresh input variables (for plain
   floats: evaluating it);
 * ``reverse``: the backward sweep over an already recorded graph;
-* ``end-to-end``: creating the inputs, recording and the backward sweep.
+* ``end-to-end``: creating the inputs, recording and the backward sweep;
+* ``replay``: one call returning value and gradient of an already recorded
+  or compiled function (``wengert-replay``, ``jax-jit``, ``casadi``, ...).
 
-Engines: plain floats (the floor), wengert, the pure-Python reference engine
-and micrograd (skipped when not installed, or where the workload needs a
-function micrograd lacks or a graph too deep for its recursion).  Every
-engine runs through the same adapters as ``python -m wengert bench``.
+Engines: every adapter of ``python -m wengert bench`` (``wengert._bench.ENGINES``),
+the same code on the same footing; optional ones (torch, autograd, jax, casadi,
+micrograd) are skipped when not installed, and every engine where the workload
+needs a function it lacks, is over its size limit, or is too deep for its
+recursion.  ``benchmarks/bench_replay.py`` has the replay batch sizes.
 
 Run:
     python -m pytest benchmarks --benchmark-only
@@ -29,16 +32,23 @@ ENGINE_NAMES = list(_bench.ENGINES)
 TOO_SLOW = {("reference", "chain-1m"), ("micrograd", "chain-1m")}
 
 
-def _rounds(workload):
-    """Enough rounds for a stable median without spending minutes on big workloads."""
+def _rounds(workload, engine):
+    """Enough rounds for a stable median without spending minutes on big workloads.
+
+    Engines with a size limit (torch, autograd, jax, casadi) take microseconds
+    to milliseconds per op: 5 rounds.
+    """
+    if engine.max_ops is not None:
+        return 5
     return max(5, min(100, 200_000 // workload.ops))
 
 
 def _engine(name, workload):
     """The adapter for ``name``, or a skip saying why it does not run ``workload``."""
-    if name == "micrograd":
-        pytest.importorskip("micrograd")
-    engine = _bench.ENGINES[name]()
+    try:
+        engine = _bench.ENGINES[name]()
+    except ImportError as error:
+        pytest.skip(f"{name} is not installed ({error})")
     reason = engine.unsupported_reason(workload)
     if reason:
         pytest.skip(f"{workload.name} unsupported: {reason}")
@@ -49,6 +59,8 @@ def _engine(name, workload):
 
 def _check(engine, workload):
     """Runs once untimed; checks the value against plain floats, skips on recursion limits."""
+    if engine.replays:
+        engine.prepare(workload)  # record or compile, untimed
     inputs = engine.create_inputs(workload.x0)
     output = engine.forward(workload, inputs)
     try:
@@ -72,7 +84,11 @@ def workload(request):
     return WORKLOADS[request.param]
 
 
-@pytest.mark.parametrize("engine_name", ENGINE_NAMES)
+EAGER = [name for name in ENGINE_NAMES if not _bench.ENGINES[name].replays]
+REPLAY = [name for name in ENGINE_NAMES if _bench.ENGINES[name].replays]
+
+
+@pytest.mark.parametrize("engine_name", EAGER)
 def test_record(benchmark, workload, engine_name):
     engine = _engine(engine_name, workload)
     _check(engine, workload)
@@ -84,11 +100,11 @@ def test_record(benchmark, workload, engine_name):
     def record(inputs):
         return engine.forward(workload, inputs)
 
-    benchmark.pedantic(record, setup=setup, rounds=_rounds(workload), warmup_rounds=1)
+    benchmark.pedantic(record, setup=setup, rounds=_rounds(workload, engine), warmup_rounds=1)
     _note_ops(benchmark, workload)
 
 
-@pytest.mark.parametrize("engine_name", [n for n in ENGINE_NAMES if n != "floats"])
+@pytest.mark.parametrize("engine_name", [n for n in EAGER if n != "floats"])
 def test_reverse(benchmark, workload, engine_name):
     engine = _engine(engine_name, workload)
     _check(engine, workload)
@@ -99,12 +115,12 @@ def test_reverse(benchmark, workload, engine_name):
         inputs = engine.create_inputs(workload.x0)
         return (inputs, engine.forward(workload, inputs)), {}
 
-    benchmark.pedantic(engine.backward, setup=setup, rounds=_rounds(workload),
+    benchmark.pedantic(engine.backward, setup=setup, rounds=_rounds(workload, engine),
                        warmup_rounds=1)
     _note_ops(benchmark, workload)
 
 
-@pytest.mark.parametrize("engine_name", ENGINE_NAMES)
+@pytest.mark.parametrize("engine_name", EAGER)
 def test_end_to_end(benchmark, workload, engine_name):
     engine = _engine(engine_name, workload)
     _check(engine, workload)
@@ -116,5 +132,16 @@ def test_end_to_end(benchmark, workload, engine_name):
         engine.backward(inputs, output)
         return output
 
-    benchmark.pedantic(end_to_end, rounds=_rounds(workload), warmup_rounds=1)
+    benchmark.pedantic(end_to_end, rounds=_rounds(workload, engine), warmup_rounds=1)
+    _note_ops(benchmark, workload)
+
+
+@pytest.mark.parametrize("engine_name", REPLAY)
+def test_replay(benchmark, workload, engine_name):
+    engine = _engine(engine_name, workload)
+    _check(engine, workload)
+    benchmark.group = "replay"
+    inputs = engine.create_inputs(workload.x0)
+    benchmark.pedantic(engine.forward, args=(workload, inputs),
+                       rounds=_rounds(workload, engine), warmup_rounds=1)
     _note_ops(benchmark, workload)

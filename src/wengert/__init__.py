@@ -54,6 +54,9 @@ from wengert._tape import (
 )
 from wengert.functional import grad, hessian, hvp, jacobian, jvp, value_and_grad
 from wengert.recorded import BranchChanged, RecordedFunction, load, record
+from wengert.optimize import minimize
+from wengert.graph import draw, to_dot
+from wengert import nn, optim  # noqa: E402  (submodules: wg.nn.MLP, wg.optim.Adam)
 
 __version__ = "0.1.0"
 
@@ -61,6 +64,7 @@ __all__ = [
     "OP_ARITY", "OP_NAMES", "Tape", "Var", "current_tape", "var", "variables",
     "grad", "value_and_grad", "jacobian", "jvp", "hvp", "hessian",
     "record", "load", "RecordedFunction", "BranchChanged",
+    "minimize", "to_dot", "draw", "nn", "optim",
     "exp", "expm1", "exp2", "log", "log1p", "log2", "log10", "sqrt", "cbrt",
     "sin", "cos", "tan", "asin", "acos", "atan", "atan2",
     "sinh", "cosh", "tanh", "asinh", "acosh", "atanh",

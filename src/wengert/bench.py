@@ -119,7 +119,6 @@ class Engine:
 
     def rows(self):
         """Rows of the prepared recording (to report ns per row), or None."""
-        return None
 
     def create_inputs(self, x0):
         """The engine's input scalars for the list of floats ``x0`` (untimed)."""
@@ -151,7 +150,6 @@ class Engine:
 
     def version(self):
         """The engine's version for the report, or None."""
-        return None
 
     def __repr__(self):
         return f"<{type(self).__name__} engine {self.name!r}>"
@@ -270,8 +268,8 @@ def load_engine(spec):
     """The engine class named by ``"module:Class"`` (``module`` importable).
 
     Raises:
-        ValueError: ``spec`` is not of the form ``module:Class``, or the class
-            is not an :class:`Engine` subclass.
+        ValueError: ``spec`` is not of the form ``module:Class``.
+        TypeError: the class is not an :class:`Engine` subclass.
         ImportError: the module cannot be imported.
         AttributeError: the module has no such class.
     """
@@ -285,5 +283,5 @@ def load_engine(spec):
     except AttributeError:
         raise AttributeError(f"module {module_name!r} has no class {class_name!r}") from None
     if not (isinstance(engine_class, type) and issubclass(engine_class, Engine)):
-        raise ValueError(f"{spec} is not a subclass of wengert.bench.Engine")
+        raise TypeError(f"{spec} is not a subclass of wengert.bench.Engine")
     return engine_class

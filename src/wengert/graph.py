@@ -15,7 +15,7 @@ import subprocess
 
 from wengert._tape import OP_ARITY, OP_NAMES, Tape, Var
 
-__all__ = ["to_dot", "draw", "DEFAULT_MAX_NODES"]
+__all__ = ["DEFAULT_MAX_NODES", "draw", "to_dot"]
 
 #: ``to_dot`` refuses graphs with more nodes than this unless told otherwise.
 DEFAULT_MAX_NODES = 500

@@ -14,7 +14,9 @@ mark: the previous step's rows are dropped, the parameters kept.  So
 step becomes invalid once the next step's forward pass starts (using one
 raises ``RuntimeError``).  Pass ``tape=`` to manage the tape yourself
 (``mark()``/``rewind()``, or a fresh tape per step); the model then never
-rewinds.  ``predict`` evaluates on plain floats with numpy and records nothing.
+rewinds (models combined in one loss must share a tape: build the second with
+``tape=first.tape``).  ``predict`` evaluates on plain floats with numpy and
+records nothing.
 
 Differences from micrograd: a model's output is always a list (``model(x)[0]``
 for one output); a Var's number is ``.value`` (micrograd: ``.data``); backward
@@ -38,7 +40,7 @@ import numpy as np
 
 from wengert._tape import Tape, Var
 
-__all__ = ["Module", "Neuron", "Layer", "MLP", "load", "ACTIVATIONS"]
+__all__ = ["ACTIVATIONS", "MLP", "Layer", "Module", "Neuron", "load"]
 
 #: Activation name -> (Var method, numpy function for ``predict``).
 ACTIVATIONS = {

@@ -25,7 +25,7 @@ import numpy as np
 
 from wengert._tape import Var
 
-__all__ = ["Optimizer", "SGD", "Adam"]
+__all__ = ["SGD", "Adam", "Optimizer"]
 
 
 def _check_rate(value, name, *, upper=None, allow_zero=True):
@@ -58,7 +58,7 @@ class Optimizer:
                                 "tape.variables()")
             try:
                 parameter.value = parameter.value      # only input variables accept this
-            except RuntimeError as error:
+            except (ValueError, RuntimeError) as error:     # computed, or dropped by a rewind
                 raise ValueError(f"parameter {k} cannot be optimised: {error}") from None
         self.lr = _check_rate(lr, "lr", allow_zero=False)
         self.steps = 0

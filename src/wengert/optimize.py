@@ -12,7 +12,7 @@ import numpy as np
 
 from wengert.recorded import record
 
-__all__ = ["minimize", "GRADIENT_METHODS", "HESSP_METHODS", "HESS_METHODS"]
+__all__ = ["GRADIENT_METHODS", "HESSP_METHODS", "HESS_METHODS", "minimize"]
 
 #: Methods that use a gradient: they get ``jac=True`` (value and gradient in one call).
 GRADIENT_METHODS = frozenset({"cg", "bfgs", "newton-cg", "l-bfgs-b", "tnc", "slsqp", "dogleg",
@@ -67,9 +67,9 @@ def minimize(fun, x0, args=(), method=None, *, bounds=None, constraints=(), tol=
     >>> from wengert.optimize import minimize
     >>> def rosenbrock(x):
     ...     return sum(100 * (x[i + 1] - x[i] ** 2) ** 2 + (1 - x[i]) ** 2 for i in range(len(x) - 1))
-    >>> result = minimize(rosenbrock, np.zeros(5), method="trust-ncg")
-    >>> result.success, np.allclose(result.x, 1.0)
-    (True, True)
+    >>> result = minimize(rosenbrock, np.zeros(5), method="trust-ncg", options={"gtol": 1e-10})
+    >>> result.success, result.nit < 60, bool(np.abs(result.x - 1.0).max() < 1e-9)
+    (True, True, True)
     """
     optimize = _scipy_optimize()
     start = np.asarray(x0, dtype=np.float64)

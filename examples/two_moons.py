@@ -21,16 +21,7 @@ import time
 import numpy as np
 
 from wengert import nn, optim
-
-
-def make_moons(samples, noise, rng):
-    """Two interleaving half circles, as sklearn.datasets.make_moons; labels -1 and +1."""
-    upper, lower = samples // 2, samples - samples // 2
-    angle_upper, angle_lower = np.linspace(0, np.pi, upper), np.linspace(0, np.pi, lower)
-    points = np.vstack([np.c_[np.cos(angle_upper), np.sin(angle_upper)],
-                        np.c_[1 - np.cos(angle_lower), 0.5 - np.sin(angle_lower)]])
-    labels = np.r_[-np.ones(upper), np.ones(lower)]
-    return points + rng.normal(scale=noise, size=points.shape), labels
+from wengert._demo import make_moons, plot_decision_boundary   # data and picture plumbing
 
 
 def loss_and_accuracy(model, points, labels, alpha=1e-4):
@@ -96,25 +87,6 @@ def train_micrograd(initial_weights, points, labels, steps):
             parameter.data -= rate * parameter.grad
         losses.append(loss.data)
     return losses
-
-
-def plot_decision_boundary(model, points, labels, path):
-    """Colour the plane by the model's sign (``predict``: numpy, nothing recorded)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    xs, ys = np.meshgrid(np.linspace(-1.6, 2.6, 150), np.linspace(-1.1, 1.6, 100))
-    scores = model.predict(np.c_[xs.ravel(), ys.ravel()])[:, 0].reshape(xs.shape)
-    figure, axes = plt.subplots(figsize=(4.5, 3.2), dpi=80)
-    axes.contourf(xs, ys, scores > 0, cmap=plt.cm.Spectral, alpha=0.8)
-    axes.scatter(points[:, 0], points[:, 1], c=labels, s=18, cmap=plt.cm.Spectral,
-                 edgecolors="k", linewidths=0.5)
-    axes.set_title("wengert: 2-16-16-1 MLP on two moons", fontsize=10)
-    axes.set_xticks([]), axes.set_yticks([])
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
 
 
 def main(argv=None):

@@ -68,7 +68,8 @@ def _micrograd_seconds_per_step(weights, points, labels, steps):
     return (time.perf_counter() - start) / steps
 
 
-def _plot(model, points, labels, path):
+def plot_decision_boundary(model, points, labels, path):
+    """Colour the plane by the model's sign (``predict``: numpy, nothing recorded)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -141,7 +142,7 @@ def main(folder="wengert-demo", *, samples=100, steps=100, micrograd_steps=2, qu
 
     files = []
     try:
-        _plot(model, points, labels, folder / "two_moons.png")
+        plot_decision_boundary(model, points, labels, folder / "two_moons.png")
         files.append(folder / "two_moons.png")
     except ImportError:
         print("matplotlib is not installed (pip install matplotlib): no decision-boundary plot")

@@ -12,7 +12,7 @@ import numbers
 import numpy as np
 
 from wengert._tape import Tape, Var
-from wengert.recorded import record
+from wengert.recorded import _is_scalar, _output_items, record
 
 __all__ = ["grad", "value_and_grad", "jacobian", "jvp", "hvp", "hessian"]
 
@@ -298,11 +298,6 @@ def _nest(flat, shape):
     return [_nest(flat[k * step:(k + 1) * step], shape[1:]) for k in range(shape[0])]
 
 
-def _is_scalar(output):
-    return isinstance(output, (Var, numbers.Real)) or (
-        isinstance(output, np.ndarray) and output.ndim == 0)
-
-
 def _scalar_output(output, transform):
     if not _is_scalar(output):
         description = type(output).__name__
@@ -314,16 +309,6 @@ def _scalar_output(output, transform):
     if isinstance(output, np.ndarray):
         output = output[()]
     return output.value if isinstance(output, Var) else float(output)
-
-
-def _output_items(output):
-    if isinstance(output, np.ndarray):
-        return list(output.ravel())
-    try:
-        return list(output)
-    except TypeError:
-        raise TypeError(f"jacobian expects fun to return scalars or a sequence of scalars, "
-                        f"got {type(output).__name__}") from None
 
 
 def _gradients(tape, output, inputs):

@@ -485,7 +485,7 @@ def _output_items(output):
     try:
         return list(output)
     except TypeError:
-        raise TypeError("record expects fun to return a scalar or a sequence of scalars, "
+        raise TypeError("expected fun to return a scalar or a sequence of scalars, "
                         f"got {type(output).__name__}") from None
 
 

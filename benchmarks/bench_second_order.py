@@ -1,0 +1,120 @@
+"""pytest-benchmark suite for forward mode and second order on a recorded tape.
+
+Groups, each timing one callable with its setup (recording, compiling) outside
+the timer:
+
+* ``second-order``: on one recorded function ``F`` and one point, the gradient
+  replay ``F.value_and_grad(x)`` (the unit of cost), ``F.jvp(x, v)``,
+  ``F.hvp(x, v)`` and ``F.hessian(x)``; and, when installed, JAX's
+  ``jit(jvp(grad(f)))`` (a Hessian-vector product) and ``jit(hessian(f))``, and
+  CasADi SX Functions from ``casadi.jtimes`` (Hessian times v) and
+  ``casadi.hessian``.
+  ``extra_info`` holds n, rows and, for wengert, the cost as a multiple of a
+  gradient replay measured in the same run (``vs_gradient``).
+
+Workloads: Rosenbrock with n = 10, 100, 1,000 and the MLP.  Every peer's
+result is checked against wengert's before it is timed.
+
+Run:
+    python -m pytest benchmarks/bench_second_order.py --benchmark-only \\
+        --benchmark-group-by=group,param:workload
+"""
+
+import time
+
+import numpy as np
+import pytest
+
+import wengert as wg
+from wengert import workloads as _workloads
+from wengert.workloads import WORKLOADS
+
+WORKLOAD_NAMES = ["rosenbrock-10", "rosenbrock-100", "rosenbrock-1000", "mlp"]
+# XLA compiles the unrolled scalar graph: minutes beyond a few thousand ops.
+JAX_TOO_SLOW = {"rosenbrock-1000", "mlp"}
+# CasADi's symbolic Hessian of the 20,575-op MLP and of n = 1,000 is slow to build.
+CASADI_HESSIAN_TOO_SLOW = {"rosenbrock-1000", "mlp"}
+
+
+def _recorded(name):
+    workload = WORKLOADS[name]
+    x = np.array(workload.x0, dtype=np.float64)
+    F = wg.record(lambda v: workload.f(v, wg), x)
+    direction = np.cos(np.arange(x.size, dtype=np.float64))
+    return workload, F, x, direction
+
+
+def _gradient_seconds(F, x, repeats=200):
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        F.value_and_grad(x)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@pytest.mark.parametrize("workload", WORKLOAD_NAMES)
+@pytest.mark.parametrize("method", ["value_and_grad", "jvp", "hvp", "hessian"])
+def test_wengert(benchmark, workload, method):
+    benchmark.group = "second-order"
+    _, F, x, v = _recorded(workload)
+    call = {"value_and_grad": lambda: F.value_and_grad(x), "jvp": lambda: F.jvp(x, v),
+            "hvp": lambda: F.hvp(x, v), "hessian": lambda: F.hessian(x)}[method]
+    rounds = 5 if method == "hessian" and x.size >= 300 else 50
+    benchmark.pedantic(call, rounds=rounds, warmup_rounds=1)
+    benchmark.extra_info.update(n=x.size, rows=len(F), vs_gradient=round(
+        benchmark.stats.stats.min / _gradient_seconds(F, x), 2))
+
+
+@pytest.mark.parametrize("workload", WORKLOAD_NAMES)
+@pytest.mark.parametrize("method", ["hvp", "hessian"])
+def test_jax(benchmark, workload, method):
+    jax = pytest.importorskip("jax")
+    if workload in JAX_TOO_SLOW:
+        pytest.skip("XLA compile of the unrolled scalar graph takes minutes")
+    jax.config.update("jax_enable_x64", True)
+    benchmark.group = "second-order"
+    spec, F, x, v = _recorded(workload)
+    math = _workloads.jax_math()
+
+    def f(w):
+        return spec.f(w, math)
+
+    if method == "hvp":
+        compiled = jax.jit(lambda w, d: jax.jvp(jax.grad(f), (w,), (d,))[1])
+        expected = F.hvp(x, v)
+        args = (x, v)
+    else:
+        compiled = jax.jit(jax.hessian(f))
+        expected = F.hessian(x)
+        args = (x,)
+    np.testing.assert_allclose(np.asarray(compiled(*args)), expected, rtol=1e-9, atol=1e-9)
+    benchmark.pedantic(lambda: compiled(*args).block_until_ready(), rounds=50, warmup_rounds=1)
+    benchmark.extra_info.update(n=x.size)
+
+
+@pytest.mark.parametrize("workload", WORKLOAD_NAMES)
+@pytest.mark.parametrize("method", ["hvp", "hessian"])
+def test_casadi(benchmark, workload, method):
+    casadi = pytest.importorskip("casadi")
+    if method == "hessian" and workload in CASADI_HESSIAN_TOO_SLOW:
+        pytest.skip("building CasADi's symbolic Hessian takes minutes")
+    benchmark.group = "second-order"
+    spec, F, x, v = _recorded(workload)
+    symbols = casadi.SX.sym("x", x.size)
+    output = spec.f([symbols[i] for i in range(x.size)], _workloads.casadi_math())
+    if method == "hvp":
+        direction = casadi.SX.sym("v", x.size)
+        function = casadi.Function("hvp", [symbols, direction],
+                                   [casadi.jtimes(casadi.gradient(output, symbols), symbols,
+                                                  direction)])
+        args = (casadi.DM(x), casadi.DM(v))
+        expected = F.hvp(x, v)
+    else:
+        function = casadi.Function("hessian", [symbols], [casadi.hessian(output, symbols)[0]])
+        args = (casadi.DM(x),)
+        expected = F.hessian(x)
+    np.testing.assert_allclose(np.array(function(*args)).reshape(expected.shape), expected,
+                               rtol=1e-9, atol=1e-9)
+    benchmark.pedantic(lambda: function(*args), rounds=50, warmup_rounds=1)
+    benchmark.extra_info.update(n=x.size)

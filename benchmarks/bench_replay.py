@@ -17,7 +17,8 @@ gradients are cross-checked against wengert's eager engine before timing.
 ``extra_info`` carries rows (``len(F)``), points and ns per row per point.
 
 Run:
-    python -m pytest benchmarks/bench_replay.py --benchmark-only --benchmark-group-by=group,param:workload
+    python -m pytest benchmarks/bench_replay.py --benchmark-only \\
+        --benchmark-group-by=group,param:workload
 """
 
 import numpy as np

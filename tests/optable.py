@@ -8,7 +8,7 @@ form, and the domain to sample.  ``test_ops.py`` checks that every op in
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import wengert as wg
 

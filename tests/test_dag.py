@@ -210,10 +210,10 @@ RAW_OPS = {
     "add": lambda ns, x, y: x + y, "sub": lambda ns, x, y: x - y,
     "mul": lambda ns, x, y: x * y, "div": lambda ns, x, y: x / y,
     "pow_operator": lambda ns, x, y: x ** y,
-    **{name: (lambda name: lambda ns, x, y: getattr(ns, name)(x, y))(name)
+    **{name: (lambda name: lambda ns, x, y: getattr(ns, name)(x, y))(name)  # noqa: B023
        for name in ("pow", "atan2", "hypot", "maximum", "minimum")},
     "neg": lambda ns, x, y: -x, "abs": lambda ns, x, y: abs(x),
-    **{name: (lambda name: lambda ns, x, y: getattr(ns, name)(x))(name)
+    **{name: (lambda name: lambda ns, x, y: getattr(ns, name)(x))(name)  # noqa: B023
        for name in ("exp", "expm1", "exp2", "log", "log1p", "log2", "log10", "sqrt", "cbrt",
                     "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh",
                     "asinh", "acosh", "atanh", "erf", "erfc", "sigmoid", "relu", "softplus")},

@@ -9,7 +9,8 @@ import pytest
 import wengert
 from readme import code_blocks, setup_commands
 
-MODULES = ["wengert", "wengert._tape", "wengert.functional", "wengert.reference", "wengert.recorded",
+MODULES = ["wengert", "wengert._tape", "wengert.functional", "wengert.reference",
+           "wengert.recorded",
            "wengert.nn", "wengert.optim", "wengert.optimize", "wengert.graph", "wengert.bench"]
 
 

@@ -1,4 +1,7 @@
-"""Every script in examples/ runs (small sizes, no plotting) and does what it says; so does the demo."""
+"""Every script in examples/ runs (small sizes, no plotting) and does what it says.
+
+So does the demo.
+"""
 
 import importlib.util
 import pathlib

@@ -147,7 +147,7 @@ def test_jacobian():
     np.testing.assert_allclose(jacobian, expected, rtol=1e-15)
     # rows agree with per-output gradients
     for k in range(3):
-        row = wg.grad(lambda v: fun(v)[k])(np.array([0.5, 2.0]))
+        row = wg.grad(lambda v, k=k: fun(v)[k])(np.array([0.5, 2.0]))
         np.testing.assert_array_equal(jacobian[k], row)
 
 

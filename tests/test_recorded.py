@@ -145,7 +145,7 @@ def test_vector_outputs_jacobian_rows_equal_per_output_gradients():
     jacobian = F.jacobian(x)
     assert jacobian.shape == (4, 3)
     for k in range(4):
-        np.testing.assert_array_equal(jacobian[k], wg.grad(lambda v: fun(v)[k])(x))
+        np.testing.assert_array_equal(jacobian[k], wg.grad(lambda v, k=k: fun(v)[k])(x))
     np.testing.assert_array_equal(F(x), [-0.5, math.exp(-1.0) - 2.0, 4.0, 5.0])
     with pytest.raises(TypeError, match="jacobian"):
         F.value_and_grad(x)

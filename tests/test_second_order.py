@@ -121,7 +121,7 @@ def test_forward_mode_jacobian_when_fewer_inputs_than_outputs():
 
     F = wg.record(many, np.zeros(2))          # 2 inputs < 5 outputs: tangent sweeps
     x = np.array([0.4, -0.3])
-    expected = np.array([wg.grad(lambda v: many(v)[k])(x) for k in range(5)])
+    expected = np.array([wg.grad(lambda v, k=k: many(v)[k])(x) for k in range(5)])
     np.testing.assert_allclose(F.jacobian(x), expected, rtol=1e-15)
     np.testing.assert_allclose(F.jacobian(np.array([x, x])), [expected, expected], rtol=1e-15)
 

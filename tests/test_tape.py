@@ -74,7 +74,7 @@ def test_growth_through_many_doublings_keeps_every_row():
     x = tape.var(1.0)
     values = []
     y = x
-    for k in range(300_000):
+    for _ in range(300_000):
         y = y * 1.000001 + 0.5
         values.append(y.value)
     assert len(tape) == 1 + 4 * 300_000

@@ -155,7 +155,8 @@ cdef inline void op_eval(int op, Py_ssize_t n, const double* a, const double* b,
             for k in range(n):
                 if b[k] == 2.0:
                     daa[k] = 2.0
-                elif b[k] != 0.0 and b[k] != 1.0:      # convention: 0 where a ** b is linear or constant in a
+                elif b[k] != 0.0 and b[k] != 1.0:
+                    # convention: 0 where a ** b is linear or constant in a
                     daa[k] = b[k] * (b[k] - 1.0) * pow(a[k], b[k] - 2.0)
                 if op == POW and a[k] != 0.0:          # convention: like d/db, 0 at a == 0
                     dab[k] = pow(a[k], b[k] - 1.0) * (1.0 + b[k] * log(a[k]))

@@ -42,9 +42,9 @@ cdef class Tape:
         Py_ssize_t  capacity          # rows allocated in each column above
 
         # -- gradients -------------------------------------------------------
-        double*     adjoint           # d y / d value[i] after backward(y); allocated by the first backward
+        double*     adjoint           # d y / d value[i] after backward(y); made by a first backward
         Py_ssize_t  adjoint_capacity  # entries allocated in adjoint
-        Py_ssize_t  grad_rows         # adjoint[i] holds the gradient for i < grad_rows; above, it is 0
+        Py_ssize_t  grad_rows         # adjoint[i] is the gradient for i < grad_rows; above, 0
         readonly Py_ssize_t backward_passes   # reverse sweeps run so far (nn: a new step began)
 
         # -- lifetime of variables -------------------------------------------
@@ -62,7 +62,7 @@ cdef class Tape:
         int         sweeping          # > 0 while a sweep runs without the GIL: growth is refused
         bint        frozen            # owned by a Replay: no row may be added, dropped or changed
         list        _tokens           # ContextVar tokens of nested `with tape:` blocks
-        public list guards            # while recording for replay: (GuardKind, row a, row b, expected)
+        public list guards            # recording for replay: (GuardKind, row a, row b, expected)
                                       # for every comparison/conversion of a Var; None otherwise
 
     cdef int _grow(self, Py_ssize_t min_rows) except -1
@@ -79,13 +79,13 @@ cdef class Tape:
 # A guard is a branch the recorded Python code took on a value: replay at a new
 # input is valid only while every guard still holds (wengert.record).
 ctypedef enum GuardKind:
-    GUARD_LT = 0       # value[a] <  value[b] gave `expected` (1.0 or 0.0); 0..5 as Var's comparisons
+    GUARD_LT = 0       # value[a] < value[b] gave `expected` (1.0 or 0.0); 0..5: comparisons
     GUARD_LE = 1
     GUARD_EQ = 2
     GUARD_NE = 3
     GUARD_GT = 4
     GUARD_GE = 5
-    GUARD_VALUE = 6    # float(x) (or round(x, n)): the value itself was baked in, value[a] == expected
+    GUARD_VALUE = 6    # float(x), round(x, n): the value was baked in; value[a] == expected
     GUARD_TRUNC = 7    # int(x), math.trunc(x): trunc(value[a]) == expected
     GUARD_FLOOR = 8    # math.floor(x)
     GUARD_CEIL = 9     # math.ceil(x)

@@ -1,6 +1,7 @@
 """Type stubs for the compiled core (wengert._tape)."""
 
-from typing import Iterable, SupportsFloat, overload
+from typing import SupportsFloat, overload
+from collections.abc import Iterable
 
 import numpy as np
 import numpy.typing as npt
@@ -31,8 +32,6 @@ class Tape:
     def to_arrays(self) -> dict[str, np.ndarray]: ...
     def constant(self, value: Real) -> Var: ...
     def copy(self) -> Tape: ...
-
-_Operand = Var | Real
 
 class Var:
     @property
@@ -97,6 +96,8 @@ class Var:
     def sigmoid(self) -> Var: ...
     def relu(self) -> Var: ...
     def softplus(self) -> Var: ...
+
+_Operand = Var | Real
 
 def current_tape() -> Tape: ...
 def var(value: Real) -> Var: ...

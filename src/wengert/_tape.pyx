@@ -16,14 +16,13 @@ from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy, memset
 
 from wengert._optable cimport (
-    CONST, INPUT, N_OPS, OpCode, op_arity, op_eval,
+    CONST, INPUT, N_OPS, op_arity, op_eval,
     ADD, SUB, MUL, DIV, POW, POW_CONST, ATAN2, HYPOT, MAXIMUM, MINIMUM,
     NEG, ABS, EXP, EXPM1, EXP2, LOG, LOG1P, LOG2, LOG10, SQRT, CBRT,
     SIN, COS, TAN, ASIN, ACOS, ATAN, SINH, COSH, TANH, ASINH, ACOSH, ATANH,
     ERF, ERFC, SIGMOID, RELU, SOFTPLUS,
 )
 
-import math
 import numbers
 from contextvars import ContextVar
 
@@ -947,6 +946,7 @@ cdef inline bint guard_holds(int kind, double a, double b, double expected) noex
 # Math functions: Var in, Var out; number in, float out (IEEE results)
 # --------------------------------------------------------------------------
 
+
 def exp(x):
     """e ** x.
 
@@ -956,13 +956,16 @@ def exp(x):
     """
     return apply_unary(EXP, x)
 
+
 def expm1(x):
     """e ** x - 1, accurate for small x."""
     return apply_unary(EXPM1, x)
 
+
 def exp2(x):
     """2 ** x."""
     return apply_unary(EXP2, x)
+
 
 def log(x):
     """Natural logarithm; log(0) = -inf and log(x < 0) = nan (IEEE), never an exception.
@@ -973,25 +976,31 @@ def log(x):
     """
     return apply_unary(LOG, x)
 
+
 def log1p(x):
     """log(1 + x), accurate for small x."""
     return apply_unary(LOG1P, x)
+
 
 def log2(x):
     """Base-2 logarithm."""
     return apply_unary(LOG2, x)
 
+
 def log10(x):
     """Base-10 logarithm."""
     return apply_unary(LOG10, x)
+
 
 def sqrt(x):
     """Square root; sqrt(x < 0) = nan, and its derivative at 0 is inf."""
     return apply_unary(SQRT, x)
 
+
 def cbrt(x):
     """Real cube root (defined for negative x); its derivative at 0 is inf."""
     return apply_unary(CBRT, x)
+
 
 def sin(x):
     """Sine (radians).
@@ -1006,61 +1015,76 @@ def sin(x):
     """
     return apply_unary(SIN, x)
 
+
 def cos(x):
     """Cosine (radians)."""
     return apply_unary(COS, x)
+
 
 def tan(x):
     """Tangent (radians)."""
     return apply_unary(TAN, x)
 
+
 def asin(x):
     """Arc sine; nan outside [-1, 1], derivative inf at ±1."""
     return apply_unary(ASIN, x)
+
 
 def acos(x):
     """Arc cosine; nan outside [-1, 1], derivative -inf at ±1."""
     return apply_unary(ACOS, x)
 
+
 def atan(x):
     """Arc tangent."""
     return apply_unary(ATAN, x)
+
 
 def sinh(x):
     """Hyperbolic sine."""
     return apply_unary(SINH, x)
 
+
 def cosh(x):
     """Hyperbolic cosine."""
     return apply_unary(COSH, x)
+
 
 def tanh(x):
     """Hyperbolic tangent."""
     return apply_unary(TANH, x)
 
+
 def asinh(x):
     """Inverse hyperbolic sine."""
     return apply_unary(ASINH, x)
+
 
 def acosh(x):
     """Inverse hyperbolic cosine; nan below 1, derivative inf at 1."""
     return apply_unary(ACOSH, x)
 
+
 def atanh(x):
     """Inverse hyperbolic tangent; ±inf at ±1."""
     return apply_unary(ATANH, x)
+
 
 def erf(x):
     """Error function."""
     return apply_unary(ERF, x)
 
+
 def erfc(x):
     """Complementary error function, 1 - erf(x), accurate for large x."""
     return apply_unary(ERFC, x)
 
+
 def sigmoid(x):
     """Logistic function 1 / (1 + e ** -x), computed without overflow."""
     return apply_unary(SIGMOID, x)
+
 
 def relu(x):
     """max(x, 0), with derivative 0 at x = 0.
@@ -1071,17 +1095,21 @@ def relu(x):
     """
     return apply_unary(RELU, x)
 
+
 def softplus(x):
     """log(1 + e ** x), computed without overflow; its derivative is sigmoid(x)."""
     return apply_unary(SOFTPLUS, x)
+
 
 def atan2(y, x):
     """Angle of the point (x, y), like ``math.atan2(y, x)``; zero partials at the origin."""
     return apply_binary(ATAN2, y, x)
 
+
 def hypot(x, y):
     """sqrt(x * x + y * y) without overflow; zero partials at the origin."""
     return apply_binary(HYPOT, x, y)
+
 
 def pow(x, y):
     """x ** y with C (IEEE) semantics: pow(0, -1) = inf, pow(-8, 1/3) = nan.
@@ -1091,6 +1119,7 @@ def pow(x, y):
     (1024.0, inf)
     """
     return apply_binary(POW, x, y)
+
 
 def maximum(x, y):
     """The larger of x and y; at a tie each receives half the gradient.
@@ -1104,6 +1133,7 @@ def maximum(x, y):
     (2.0, 0.5, 0.5)
     """
     return apply_binary(MAXIMUM, x, y)
+
 
 def minimum(x, y):
     """The smaller of x and y; at a tie each receives half the gradient."""
@@ -1330,8 +1360,8 @@ cdef class Replay:
     def __cinit__(self, *source):
         # Replay(tape, inputs, outputs, guards): a fresh recording, whose rows are
         # valid by construction (push only ever points at earlier rows): taken over
-        # as they are (the tape is frozen).  Replay(op, arg0, arg1, value, inputs, outputs, guard_kind,
-        # guard_a, guard_b, guard_expected): arrays from anywhere (a file, a pickle),
+        # as they are (the tape is frozen).  Replay(op, arg0, arg1, value, inputs, outputs,
+        # guard_kind, guard_a, guard_b, guard_expected): arrays from anywhere (a file, a pickle),
         # every one validated.  Either way, inputs, outputs and guards are checked,
         # and __cinit__ runs once per object, so a replay's arrays never change
         # while another thread sweeps them.
@@ -1488,12 +1518,11 @@ cdef class Replay:
         """Set the inputs of ``count`` points (point k's inputs at x + k * stride),
         recompute every row (with second partials if ``second``), and set ok[k]
         to whether point k's guards hold."""
-        cdef Py_ssize_t K = work.points, n = self.inputs.shape[0], i, j, k, row, a, b
+        cdef Py_ssize_t K = work.points, n = self.inputs.shape[0], j, k, row, a, b
         cdef Py_ssize_t rows = self.tape.n_rows
         cdef const uint8_t* ops = self.tape.op
         cdef const int32_t* arg0 = self.tape.arg0
         cdef const int32_t* arg1 = self.tape.arg1
-        cdef int op
         cdef double* value = work.value
         for j in range(n):
             row = self.inputs[j]

@@ -66,7 +66,8 @@ def minimize(fun, x0, args=(), method=None, *, bounds=None, constraints=(), tol=
     >>> import wengert as wg
     >>> from wengert.optimize import minimize
     >>> def rosenbrock(x):
-    ...     return sum(100 * (x[i + 1] - x[i] ** 2) ** 2 + (1 - x[i]) ** 2 for i in range(len(x) - 1))
+    ...     return sum(100 * (x[i + 1] - x[i] ** 2) ** 2 + (1 - x[i]) ** 2
+    ...                for i in range(len(x) - 1))
     >>> result = minimize(rosenbrock, np.zeros(5), method="trust-ncg", options={"gtol": 1e-10})
     >>> result.success, result.nit < 60, bool(np.abs(result.x - 1.0).max() < 1e-9)
     (True, True, True)

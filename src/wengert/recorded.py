@@ -302,7 +302,8 @@ class RecordedFunction:
     def _directions(self, v, points):
         directions = self._point(v, "v")
         if directions.shape != points.shape:
-            raise ValueError(f"v must have the shape of x: got {directions.shape[0]} direction(s) of {directions.shape[1]} "
+            raise ValueError(f"v must have the shape of x: got {directions.shape[0]} "
+                             f"direction(s) of {directions.shape[1]} "
                              f"for {points.shape[0]} point(s) of {points.shape[1]}")
         return directions
 

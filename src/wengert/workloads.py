@@ -38,7 +38,7 @@ import math
 import random
 import types
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 __all__ = [
     "FLOAT_MATH",

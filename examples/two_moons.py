@@ -21,7 +21,8 @@ import time
 import numpy as np
 
 from wengert import nn, optim
-from wengert._demo import make_moons, plot_decision_boundary   # data and picture plumbing
+from wengert._demo import (  # data, progress bar and picture plumbing
+    make_moons, plot_decision_boundary, progress)
 
 
 def loss_and_accuracy(model, points, labels, alpha=1e-4):
@@ -32,17 +33,6 @@ def loss_and_accuracy(model, points, labels, alpha=1e-4):
     penalty = alpha * sum(p * p for p in model.parameters())
     accuracy = sum((y > 0) == (score.value > 0) for y, score in zip(labels, scores)) / len(labels)
     return data_loss + penalty, accuracy
-
-
-def progress(steps, quiet):
-    """tqdm's progress bar over range(steps) when installed, else the plain range."""
-    if not quiet:
-        try:
-            from tqdm import trange
-            return trange(steps, desc="training", unit="step")
-        except ImportError:
-            pass
-    return range(steps)
 
 
 def train(model, points, labels, steps, quiet=False):

@@ -39,7 +39,8 @@ def _loss(model, points, labels):
     return data_loss + 1e-4 * sum(p * p for p in model.parameters()), accuracy
 
 
-def _steps(count, quiet):
+def progress(count, quiet):
+    """tqdm's progress bar over range(count) when installed, else the plain range."""
     if not quiet:
         try:
             from tqdm import trange
@@ -112,7 +113,7 @@ def main(folder="wengert-demo", *, samples=100, steps=100, micrograd_steps=2, qu
     print(model)
 
     optimizer = optim.SGD(model.parameters(), lr=1.0)
-    bar = _steps(steps, quiet)
+    bar = progress(steps, quiet)
     start = time.perf_counter()
     for step in bar:
         loss, accuracy = _loss(model, point_list, label_list)

@@ -13,9 +13,10 @@ Operands: ``a[k]`` is the value of the row's first operand (``arg0``) at point
 k and ``b[k]`` that of its second (``arg1``).  Unary ops ignore ``b`` and
 write ``db = 0``; ops with no operands (CONST, INPUT) are never evaluated.
 
-Adding an op touches: the enum (in the right group), one branch below, its
-name in ``OP_NAMES`` (``_tape.pyx``), its public function (``_tape.pyx``) and
-one entry in the test domain table (``tests/optable.py``).
+Adding an op touches: the enum (in the right group), one branch below (and
+``op_curvature`` if the op is linear on each piece or has only some second
+partials), its name in ``OP_NAMES`` (``_tape.pyx``), its public function
+(``_tape.pyx``) and one entry in the test domain table (``tests/optable.py``).
 
 Conventions at non-smooth and out-of-domain points are the README's table;
 each is marked ``# convention`` below.
@@ -90,6 +91,33 @@ cdef inline int op_arity(int op) noexcept nogil:
     if op < NEG:
         return 2
     return 1
+
+
+# Which second partials of an op can be nonzero somewhere (bits of op_curvature).
+cdef enum:
+    CURVES_AA = 1   # d2y/da2
+    CURVES_AB = 2   # d2y/dadb
+    CURVES_BB = 4   # d2y/db2
+
+
+cdef inline int op_curvature(int op) noexcept nogil:
+    """The second partials ``op_eval`` can make nonzero, as CURVES_* bits.
+
+    0 for ops that are linear on each piece (their second partials are zero
+    everywhere, kinks included, by the README's conventions); MUL has only the
+    cross term, DIV no d2/da2.  The Hessian's sparsity pattern is built from
+    this (``Replay.hessian_structure``); a test checks it against ``op_eval``.
+    """
+    if (op < ADD or op == ADD or op == SUB or op == NEG or op == ABS or op == RELU
+            or op == MAXIMUM or op == MINIMUM):
+        return 0
+    if op == MUL:
+        return CURVES_AB
+    if op == DIV:
+        return CURVES_AB | CURVES_BB
+    if op_arity(op) == 1:
+        return CURVES_AA
+    return CURVES_AA | CURVES_AB | CURVES_BB
 
 
 cdef inline void op_eval(int op, Py_ssize_t n, const double* a, const double* b,

@@ -10,6 +10,7 @@ Real = SupportsFloat
 
 OP_NAMES: tuple[str, ...]
 OP_ARITY: tuple[int, ...]
+OP_CURVATURE: tuple[frozenset[str], ...]
 
 class Tape:
     def __init__(self, capacity: int = 1024) -> None: ...

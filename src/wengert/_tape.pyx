@@ -16,7 +16,7 @@ from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy, memset
 
 from wengert._optable cimport (
-    CONST, INPUT, N_OPS, op_arity, op_eval,
+    CONST, INPUT, N_OPS, op_arity, op_curvature, op_eval, CURVES_AA, CURVES_AB, CURVES_BB,
     ADD, SUB, MUL, DIV, POW, POW_CONST, ATAN2, HYPOT, MAXIMUM, MINIMUM,
     NEG, ABS, EXP, EXPM1, EXP2, LOG, LOG1P, LOG2, LOG10, SQRT, CBRT,
     SIN, COS, TAN, ASIN, ACOS, ATAN, SINH, COSH, TANH, ASINH, ACOSH, ATANH,
@@ -41,6 +41,13 @@ if len(OP_NAMES) != N_OPS:  # pragma: no cover - caught by any build that edits 
 
 #: Operand count of every op code, derived from the enum's groups.
 OP_ARITY = tuple(op_arity(i) for i in range(N_OPS))
+
+#: Which second partials of every op code can be nonzero: a subset of "aa",
+#: "ab", "bb" (d2/da2, d2/dadb, d2/db2), from ``op_curvature``.
+OP_CURVATURE = tuple(
+    frozenset(name for bit, name in ((CURVES_AA, "aa"), (CURVES_AB, "ab"), (CURVES_BB, "bb"))
+              if op_curvature(i) & bit)
+    for i in range(N_OPS))
 
 cdef enum:
     ROW_BYTES = 1 + 4 + 4 + 8 + 8 + 8   # one row over the six columns of _tape.pxd
@@ -1227,7 +1234,9 @@ cdef void reverse_sweep_points(const int32_t* arg0, const int32_t* arg1,
 cdef inline double strong(double factor, double other) noexcept nogil:
     """factor * other, where an exact zero factor wins even against inf or NaN
     (the rule of every sweep: a product with an exact zero factor adds nothing)."""
-    return factor * other if (factor != 0.0 and other != 0.0) else 0.0
+    cdef double product = factor * other
+    # `&`, not `and`: no short circuit, so the compiler can emit a select, not branches
+    return product if ((factor != 0.0) & (other != 0.0)) else 0.0
 
 
 cdef inline void evaluate_rows(const uint8_t* ops, const int32_t* arg0, const int32_t* arg1,
@@ -1339,6 +1348,8 @@ cdef void second_order_sweep_lanes(const int32_t* arg0, const int32_t* arg1,
         paa = daa[i]
         pab = dab[i]
         pbb = dbb[i]
+        if p == 0.0 and q == 0.0 and (g == 0.0 or (paa == 0.0 and pab == 0.0 and pbb == 0.0)):
+            continue                           # nothing flows back (every leaf row)
         for k in range(lanes):
             r = i * lanes + k
             gt = adjoint_tangent[r]
@@ -1346,6 +1357,42 @@ cdef void second_order_sweep_lanes(const int32_t* arg0, const int32_t* arg1,
             tb = tangent[b + k]
             adjoint_tangent[a + k] += strong(p, gt) + strong(g, strong(paa, ta) + strong(pab, tb))
             adjoint_tangent[b + k] += strong(q, gt) + strong(g, strong(pab, ta) + strong(pbb, tb))
+
+
+cdef extern from *:
+    """
+    #if defined(_MSC_VER)
+    #include <intrin.h>
+    static __inline int wengert_ctz64(unsigned __int64 bits) {
+        unsigned long index; _BitScanForward64(&index, bits); return (int)index;
+    }
+    #else
+    #define wengert_ctz64(bits) __builtin_ctzll(bits)
+    #endif
+    """
+    int ctz64 "wengert_ctz64" (uint64_t bits) noexcept nogil   # index of the lowest set bit
+
+
+cdef enum:
+    STRUCTURE_MAX_WORDS = 1 << 23      # dependency bitsets of a Hessian analysis: 64 MiB at most
+    STRUCTURE_MAX_COST = 100000000     # steps (words written, colouring) before giving up
+
+
+cdef Py_ssize_t add_pairs(uint64_t* pattern, const uint64_t* rows, const uint64_t* columns,
+                          Py_ssize_t words) noexcept nogil:
+    """pattern[j] |= columns for every input j in the set rows (bitsets of ``words``
+    words); returns the number of words written, the work done."""
+    cdef Py_ssize_t w, v, j, work = 0
+    cdef uint64_t bits
+    for w in range(words):
+        bits = rows[w]
+        while bits:
+            j = w * 64 + ctz64(bits)
+            bits &= bits - 1
+            for v in range(words):
+                pattern[j * words + v] |= columns[v]
+            work += words
+    return work
 
 
 @cython.final
@@ -1717,24 +1764,172 @@ cdef class Replay:
             return (value, tangent)
         return (value, result) if mode == 1 else result
 
-    def hessian_point(self, x):
-        """The Hessian of output 0 at one point x, or None if a guard fails there.
+    def hessian_structure(self):
+        """The sparsity of output 0's Hessian and a colouring of its columns, or None.
+
+        Returns ``(indptr, indices, colors, n_colors)``: the structural nonzeros
+        in CSR form (row i's columns are ``indices[indptr[i]:indptr[i + 1]]``,
+        ascending; symmetric, so also column i's rows), and a colour per column
+        such that no two columns of one colour share a row.  ``H @ S``, with one
+        seed lane per colour, then holds every entry exactly once (n colours: a
+        dense Hessian).  None when the tape is too large to analyse; computed on
+        first use and kept.
+
+        The pattern holds at every x: it comes from op codes alone.  Each row's
+        set of inputs it depends on is propagated forward; each row on the path
+        to the output adds, per the second partials its op can have
+        (``op_curvature``), the products dep(a) x dep(a), dep(a) x dep(b) and
+        dep(b) x dep(b).  The colouring is greedy, in input order (optimal for
+        banded Hessians such as Rosenbrock's: 3 colours).
+        """
+        if self._structure is None:
+            self._structure = self._analyse_hessian()
+        return self._structure or None
+
+    def _analyse_hessian(self):
+        cdef Py_ssize_t n = self.inputs.shape[0], top = self.outputs[0]
+        cdef Py_ssize_t words = (n + 63) // 64, i, j, k, p, q, w, a, b, nnz, cost, widest
+        cdef int curvature
+        cdef uint64_t bits
+        if (top + 1) * words > STRUCTURE_MAX_WORDS:
+            return ()
+        # dep: for every row, the inputs it depends on (a bitset of `words` words)
+        dep_array = np.zeros((top + 1) * words, dtype=np.uint64)
+        pattern_array = np.zeros(n * words, dtype=np.uint64)
+        live_array = np.zeros(top + 1, dtype=np.uint8)
+        position_array = np.full(top + 1, -1, dtype=np.int32)
+        cdef uint64_t[::1] dep = dep_array, pattern = pattern_array
+        cdef uint8_t[::1] live = live_array
+        cdef int32_t[::1] position = position_array
+        cdef const uint8_t* ops = self.tape.op
+        cdef const int32_t* arg0 = self.tape.arg0
+        cdef const int32_t* arg1 = self.tape.arg1
+        for j in range(n):
+            if self.inputs[j] <= top:
+                position[self.inputs[j]] = j
+        cost = 0
+        with nogil:
+            live[top] = 1                      # rows the output depends on
+            for i in range(top, 0, -1):
+                if live[i]:
+                    live[arg0[i]] = 1          # unused operands point at row 0
+                    live[arg1[i]] = 1
+            for i in range(1, top + 1):
+                if ops[i] == INPUT:
+                    if position[i] >= 0:
+                        dep[i * words + position[i] // 64] = (<uint64_t>1) << (position[i] % 64)
+                    continue                   # CONST rows (arg0 = arg1 = 0): no inputs
+                a = arg0[i] * words
+                b = arg1[i] * words
+                for w in range(words):
+                    dep[i * words + w] = dep[a + w] | dep[b + w]
+                curvature = op_curvature(ops[i])
+                if not live[i] or curvature == 0:
+                    continue
+                if curvature & CURVES_AA:
+                    cost += add_pairs(&pattern[0], &dep[a], &dep[a], words)
+                if curvature & CURVES_AB:
+                    cost += add_pairs(&pattern[0], &dep[a], &dep[b], words)
+                    cost += add_pairs(&pattern[0], &dep[b], &dep[a], words)
+                if curvature & CURVES_BB:
+                    cost += add_pairs(&pattern[0], &dep[b], &dep[b], words)
+                if cost > STRUCTURE_MAX_COST:
+                    break                      # a large, nearly dense Hessian: give up
+        if cost > STRUCTURE_MAX_COST:
+            return ()
+        indptr_array = np.zeros(n + 1, dtype=np.intp)
+        cdef Py_ssize_t[::1] indptr = indptr_array
+        cost = widest = 0
+        for j in range(n):
+            k = 0
+            for w in range(words):
+                bits = pattern[j * words + w]
+                while bits:
+                    bits &= bits - 1
+                    k += 1
+            indptr[j + 1] = indptr[j] + k
+            cost += k * k                      # the colouring's work on row j
+            widest = max(widest, k)
+        nnz = indptr[n]
+        indices_array = np.empty(nnz, dtype=np.int32)
+        cdef int32_t[::1] indices = indices_array
+        for j in range(n):
+            p = indptr[j]
+            for w in range(words):
+                bits = pattern[j * words + w]
+                while bits:
+                    indices[p] = <int32_t>(w * 64 + ctz64(bits))
+                    bits &= bits - 1
+                    p += 1
+        # A full row shares a row with every column, and a huge colouring cost
+        # means nearly dense: one colour per column, no colouring.
+        if widest == n or cost > STRUCTURE_MAX_COST:
+            return (indptr_array, indices_array, np.arange(n, dtype=np.int32), n)
+        colors_array = np.full(n, -1, dtype=np.int32)
+        taken_array = np.full(n + 1, -1, dtype=np.intp)
+        cdef int32_t[::1] colors = colors_array
+        cdef Py_ssize_t[::1] taken = taken_array   # taken[c] == j: colour c clashes with column j
+        cdef Py_ssize_t n_colors = 0, color
+        for j in range(n):
+            for p in range(indptr[j], indptr[j + 1]):      # rows i of column j (symmetric)
+                i = indices[p]
+                for q in range(indptr[i], indptr[i + 1]):  # columns k sharing row i
+                    k = indices[q]
+                    if colors[k] >= 0:
+                        taken[colors[k]] = j
+            color = 0
+            while taken[color] == j:
+                color += 1
+            colors[j] = <int32_t>color
+            n_colors = max(n_colors, color + 1)
+        return (indptr_array, indices_array, colors_array, n_colors)
+
+    def hessian_point(self, x, bint sparse=False):
+        """The Hessian of output 0 at one point x, exactly symmetric, or None if a
+        guard fails there.
 
         One forward pass computes values and first and second partials, one
         reverse sweep the adjoints: they are the same for every direction.  The
-        lanes of a workspace then carry the unit directions e_j, and each block of
-        lanes costs one tangent and one second-order sweep over shared partials.
+        lanes of a workspace then carry seed directions, and each block of lanes
+        costs one tangent and one second-order sweep over shared partials.  With
+        a sparse structure (``hessian_structure``) a lane seeds every input of
+        one colour and n_colors lanes give every entry; otherwise lane j is e_j.
+
+        Returns an (n, n) array, or with ``sparse`` (which needs the structure)
+        the values of the structural nonzeros in the order of its ``indices``
+        (row by row).
         """
         cdef const double[::1] point = np.ascontiguousarray(x, dtype=np.float64)
         cdef Py_ssize_t n = self.inputs.shape[0], rows = self.tape.n_rows
-        cdef Py_ssize_t top = self.outputs[0], lanes, start, count, j, k, row
+        cdef Py_ssize_t top = self.outputs[0], lanes, start, count, i, j, k, p, q, row, c
+        cdef Py_ssize_t seeds = n
+        cdef bint compressed
         cdef uint8_t ok = 0
+        cdef double h
         cdef Workspace one, work
+        cdef Py_ssize_t[::1] indptr, cursor
+        cdef int32_t[::1] indices, colors
+        cdef double[::1] data
         if point.shape[0] != n:
             raise ValueError(f"x must have {n} inputs, got {point.shape[0]}")
-        lanes = max(MIN_CHUNK, min(64, n, CHUNK_BYTES // (24 * rows)))
-        hessian = np.empty((n, n))
+        structure = self.hessian_structure()
+        if sparse and structure is None:
+            raise ValueError("this Hessian has no sparse structure (see hessian_structure)")
+        compressed = structure is not None and structure[3] < n
+        if compressed:
+            indptr, indices, colors, seeds = structure
+            values = np.empty(indptr[n])
+            data = values
+            cursor = np.array(indptr)
+        elif sparse:                           # n colours: dense sweeps, then the nonzeros
+            hessian = self.hessian_point(point)
+            if hessian is None:
+                return None
+            indptr, indices = structure[0], structure[1]
+            return hessian[np.repeat(np.arange(n), np.diff(indptr)), indices]
+        hessian = None if sparse else np.zeros((n, n))
         cdef double[:, ::1] H = hessian
+        lanes = min(seeds, max(MIN_CHUNK, min(64, CHUNK_BYTES // (24 * rows))))
         one = self._take(1)
         work = self._take(lanes)
         try:
@@ -1745,27 +1940,59 @@ cdef class Replay:
                 if ok:
                     self._reverse(one, 0)
                     start = 0
-                    while start < n:
-                        count = min(lanes, n - start)
-                        for j in range(n):
+                    while start < seeds:
+                        count = min(lanes, seeds - start)
+                        for j in range(n):     # lane k seeds colour (or input) start + k
                             row = self.inputs[j]
+                            c = colors[j] if compressed else j
                             for k in range(lanes):
-                                work.tangent[row * lanes + k] = 1.0 if j == start + k else 0.0
+                                work.tangent[row * lanes + k] = 1.0 if c == start + k else 0.0
                         tangent_sweep_lanes(self.tape.op, self.tape.arg0, self.tape.arg1,
                                             one.d0, one.d1, work.tangent, rows, lanes)
                         second_order_sweep_lanes(
                             self.tape.arg0, self.tape.arg1, one.d0, one.d1, one.daa, one.dab,
                             one.dbb, one.adjoint, work.tangent, work.adjoint_tangent, top, lanes)
-                        for j in range(n):
-                            row = self.inputs[j]
-                            for k in range(count):
-                                H[j, start + k] = (work.adjoint_tangent[row * lanes + k]
-                                                   if row <= top else 0.0)
+                        for i in range(n):     # row i of H from input i's adjoint tangents
+                            row = self.inputs[i]
+                            if row > top:      # not swept: zero (and outside the structure)
+                                continue
+                            if not compressed:
+                                for k in range(count):
+                                    H[i, start + k] = work.adjoint_tangent[row * lanes + k]
+                                continue
+                            for p in range(indptr[i], indptr[i + 1]):
+                                c = colors[indices[p]] - start
+                                if 0 <= c < count:
+                                    data[p] = work.adjoint_tangent[row * lanes + c]
                         start += lanes
+                    # H[i, j] and H[j, i] come from different lanes: average them so
+                    # H is exactly symmetric.
+                    if not compressed:
+                        for i in range(n):
+                            for j in range(i + 1, n):
+                                h = 0.5 * (H[i, j] + H[j, i])
+                                H[i, j] = h
+                                H[j, i] = h
+                    else:
+                        for i in range(n):   # row j's entries below the diagonal, in order
+                            for p in range(indptr[i], indptr[i + 1]):
+                                j = indices[p]
+                                if j > i:
+                                    q = cursor[j]
+                                    cursor[j] += 1
+                                    h = 0.5 * (data[p] + data[q])
+                                    data[p] = h
+                                    data[q] = h
+                        if not sparse:
+                            for i in range(n):
+                                for p in range(indptr[i], indptr[i + 1]):
+                                    H[i, indices[p]] = data[p]
         finally:
             self._give_back(one)
             self._give_back(work)
-        return hessian if ok else None
+        if not ok:
+            return None
+        return values if sparse else hessian
 
     def __reduce__(self):
         arrays = self.arrays()

@@ -229,25 +229,76 @@ class RecordedFunction:
         _, _, _, hvp = self._run_all(points, batched, directions, want_hvp=True)
         return self._shape_gradient(hvp[:, None, :], points, batched, False, None)
 
-    def hessian(self, x):
-        """The Hessian of a scalar-output function at x: (n, n), symmetric; batched,
-        (k, n, n).  One second-order sweep carries all n unit directions as lanes."""
+    def hessian(self, x, sparse=False):
+        """The Hessian of a scalar-output function at x: (n, n), exactly symmetric;
+        batched, (k, n, n).
+
+        One second-order sweep carries many seed directions as lanes over shared
+        partials.  Where the Hessian is sparse (``hessian_sparsity``), a lane
+        seeds a group of inputs whose columns share no row, so a banded Hessian
+        costs a few gradients whatever n: Rosenbrock's tridiagonal one takes 3
+        lanes.  With ``sparse=True``, returns a ``scipy.sparse.csr_array`` of
+        the structural nonzeros (a list of them, batched).
+        """
         self._require_scalar_output("hessian")
         points, batched = self._points(x)
+        if sparse:
+            return self._sparse_hessians(points, batched)
+        if not batched:
+            hessian = self._hessian_point(points[0], False)
+            return float(hessian[0, 0]) if self._scalar_input else hessian
         hessians = np.empty((points.shape[0], self._n, self._n))
         for k, point in enumerate(points):
-            columns = self._replay.hessian_point(point)
-            if columns is None:                      # another branch: record it there
-                self._failing(point[None, :], False, np.zeros(1, dtype=np.uint8))
-                self._replay = self._record_branch(point)
-                columns = self._replay.hessian_point(point)
-            # column j is H e_j; average with the transpose so H is exactly symmetric
-            hessians[k] = 0.5 * (columns + columns.T)
-        if self._scalar_input:
-            return hessians[:, 0, 0] if batched else float(hessians[0, 0, 0])
-        return hessians if batched else hessians[0]
+            hessians[k] = self._hessian_point(point, False)
+        return hessians[:, 0, 0] if self._scalar_input else hessians
+
+    def hessian_sparsity(self):
+        """Where the Hessian can be nonzero, at any x: ``(rows, cols)``, integer
+        arrays of the structural nonzeros (both triangles, row by row), or None
+        if the tape is too large to analyse.  Found from the op codes once;
+        guards that re-record at another branch get their own.
+        """
+        self._require_scalar_output("hessian_sparsity")
+        structure = self._replay.hessian_structure()
+        if structure is None:
+            return None
+        indptr, indices = structure[0], structure[1]
+        return np.repeat(np.arange(self._n), np.diff(indptr)), indices.astype(np.intp)
 
     # -- internals -----------------------------------------------------------------
+
+    def _hessian_point(self, point, sparse):
+        """The Hessian at one point from the replay whose guards hold there: dense,
+        or (``sparse``, if that replay has a structure) its structural nonzeros."""
+        if sparse and self._replay.hessian_structure() is None:
+            sparse = False
+        result = self._replay.hessian_point(point, sparse)
+        if result is None:                           # another branch: record it there
+            self._failing(point[None, :], False, np.zeros(1, dtype=np.uint8))
+            self._replay = self._record_branch(point)
+            if sparse and self._replay.hessian_structure() is None:
+                sparse = False
+            result = self._replay.hessian_point(point, sparse)
+        return result
+
+    def _sparse_hessians(self, points, batched):
+        try:
+            from scipy import sparse as scipy_sparse
+        except ImportError:
+            raise ImportError("hessian(x, sparse=True) returns a scipy.sparse array: "
+                              "install scipy, or call hessian(x) for a dense one") from None
+        shape = (self._n, self._n)
+        hessians = []
+        for point in points:
+            values = self._hessian_point(point, True)
+            structure = self._replay.hessian_structure()
+            if structure is None:                    # dense: keep its nonzeros
+                hessians.append(scipy_sparse.csr_array(values))
+            else:
+                hessians.append(scipy_sparse.csr_array(
+                    (values, structure[1], structure[0]), shape=shape))
+        return hessians if batched else hessians[0]
+
 
     def _require_scalar_output(self, method):
         if not self._scalar_output:

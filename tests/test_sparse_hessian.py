@@ -1,0 +1,253 @@
+"""Sparse Hessians: the structure found from op codes, its colouring, and the
+compressed second-order sweep that fills it.
+
+The oracle is the dense Hessian built column by column from ``F.hvp(x, e_j)``,
+which runs the batched forward-over-reverse sweep and knows nothing about
+structure or colours.
+"""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import wengert as wg
+from wengert._tape import OP_ARITY, OP_CURVATURE, OP_NAMES
+from optable import CASES, KINKS, LEAVES
+from test_dag import BINARY, OPS, programs
+
+
+def rosenbrock(x):
+    return sum(100 * (x[i + 1] - x[i] ** 2) ** 2 + (1 - x[i]) ** 2 for i in range(len(x) - 1))
+
+
+def hvp_columns(F, x):
+    """The Hessian from n Hessian-vector products (no structure involved)."""
+    n = x.size
+    return F.hvp(np.tile(x, (n, 1)), np.eye(n)).T
+
+
+def structure(F):
+    return F._replay.hessian_structure()
+
+
+def check_colouring(F):
+    """No two columns of one colour share a row of the pattern."""
+    indptr, indices, colors, n_colors = structure(F)
+    for i in range(len(indptr) - 1):
+        row_colors = colors[indices[indptr[i]:indptr[i + 1]]]
+        assert len(set(row_colors.tolist())) == row_colors.size, f"row {i} repeats a colour"
+    assert n_colors == colors.max() + 1
+
+
+# -- the op table's curvature declaration -----------------------------------------
+
+def second_partials(name, point):
+    """(daa, dab, dbb) of op ``name`` at ``point``, from hvp columns of the bare op."""
+    case = CASES[name]
+    if case.constant_second:                     # pow_const: a ** constant
+        F = wg.record(lambda v: case.apply(v[0], point[1]), np.array(point[:1]))
+        H = hvp_columns(F, np.array(point[:1]))
+        return H[0, 0], 0.0, 0.0
+    x = np.array(point)
+    F = wg.record(lambda v: case.apply(*v), x)
+    H = hvp_columns(F, x)
+    if x.size == 1:
+        return H[0, 0], 0.0, 0.0
+    return H[0, 0], H[0, 1], H[1, 1]
+
+
+@pytest.mark.parametrize("name", [name for name in OP_NAMES if name not in LEAVES])
+def test_op_curvature_matches_second_partials(name):
+    """An op declares which second partials can be nonzero (op_curvature): the
+    declared-zero ones are zero at every point, kinks included, and each
+    declared one is nonzero somewhere."""
+    case = CASES[name]
+    rng = np.random.default_rng(sum(map(ord, name)))
+    points = [[float(rng.uniform(low, high)) for low, high in case.domain] for _ in range(20)]
+    if name in KINKS:                            # on the kink: a == 0, or a tie a == b
+        points += [[0.0] * len(case.domain), [1.5] * len(case.domain)]
+    declared = OP_CURVATURE[OP_NAMES.index(name)]
+    seen = set()
+    for point in points:
+        for key, value in zip(("aa", "ab", "bb"), second_partials(name, point)):
+            if key not in declared:
+                assert value == 0.0, f"{name}: d2/d{key} = {value} at {point}, declared zero"
+            elif value != 0.0:
+                seen.add(key)
+    arity = OP_ARITY[OP_NAMES.index(name)]
+    if not CASES[name].constant_second and arity == 2:
+        assert seen == declared, f"{name}: declared {sorted(declared)}, seen {sorted(seen)}"
+    else:
+        assert seen == declared & {"aa"}
+
+
+# -- structure and colouring --------------------------------------------------------
+
+@pytest.mark.parametrize("n", [2, 3, 10, 100, 1000])
+def test_rosenbrock_structure_is_tridiagonal_with_three_colours(n):
+    x = np.linspace(-1.2, 1.1, n)
+    F = wg.record(rosenbrock, x)
+    rows, cols = F.hessian_sparsity()
+    expected = {(i, j) for i in range(n) for j in range(n) if abs(i - j) <= 1}
+    assert set(zip(rows.tolist(), cols.tolist())) == expected
+    assert structure(F)[3] == min(n, 3)          # n = 2: a full row, one colour each
+    check_colouring(F)
+
+
+def test_rosenbrock_sparse_hessian_is_exact():
+    x = np.linspace(-1.2, 1.1, 200)
+    F = wg.record(rosenbrock, x)
+    H = F.hessian(x)
+    np.testing.assert_allclose(H, hvp_columns(F, x), rtol=1e-14, atol=1e-12)
+    assert np.array_equal(H, H.T)
+    # the closed form, entry by entry
+    diagonal = np.zeros(x.size)
+    diagonal[:-1] += 1200 * x[:-1] ** 2 - 400 * x[1:] + 2
+    diagonal[1:] += 200
+    np.testing.assert_allclose(np.diag(H), diagonal, rtol=1e-14)
+    np.testing.assert_allclose(np.diag(H, 1), -400 * x[:-1], rtol=1e-14)
+    assert np.count_nonzero(H) == 3 * x.size - 2
+
+
+def test_sparse_result_is_a_csr_array_equal_to_the_dense_one():
+    sparse = pytest.importorskip("scipy.sparse")
+    x = np.linspace(-1.0, 1.0, 50)
+    F = wg.record(rosenbrock, x)
+    S = F.hessian(x, sparse=True)
+    assert isinstance(S, sparse.csr_array) and S.shape == (50, 50) and S.nnz == 148
+    np.testing.assert_array_equal(S.toarray(), F.hessian(x))
+    batch = F.hessian(np.stack([x, -x]), sparse=True)
+    assert len(batch) == 2
+    np.testing.assert_array_equal(batch[1].toarray(), F.hessian(-x))
+
+
+def test_separable_function_has_a_diagonal_hessian_and_one_colour():
+    x = np.array([0.3, -1.2, 2.0, 0.7, 1.1])
+    F = wg.record(lambda v: sum(wg.sin(t) * t for t in v), x)
+    rows, cols = F.hessian_sparsity()
+    assert rows.tolist() == cols.tolist() == list(range(5))
+    assert structure(F)[3] == 1
+    expected = np.diag(2 * np.cos(x) - x * np.sin(x))
+    np.testing.assert_allclose(F.hessian(x), expected, rtol=1e-14, atol=1e-15)
+
+
+def test_linear_pieces_add_no_structure():
+    """abs, relu, maximum, minimum and linear ops have zero second partials: an
+    input that reaches the output only through them has an empty Hessian row."""
+    x = np.array([0.5, -2.0, 1.5, 3.0])
+
+    def f(v):
+        return (abs(v[0]) + wg.relu(v[1]) * 2 - wg.maximum(v[2], 1.0)
+                + wg.minimum(v[0], v[2]) + v[3] ** 2)
+
+    F = wg.record(f, x)
+    rows, cols = F.hessian_sparsity()
+    assert rows.tolist() == cols.tolist() == [3]
+    np.testing.assert_array_equal(F.hessian(x), np.diag([0.0, 0.0, 0.0, 2.0]))
+
+
+def test_dense_hessian_takes_one_colour_per_column():
+    x = np.array([0.1, 0.2, 0.3])
+    F = wg.record(lambda v: wg.exp(v[0] + v[1] + v[2]), x)
+    rows, cols = F.hessian_sparsity()
+    assert rows.size == 9 and structure(F)[3] == 3
+    np.testing.assert_allclose(F.hessian(x), np.full((3, 3), math.exp(0.6)), rtol=1e-15)
+    np.testing.assert_array_equal(F.hessian(x, sparse=True).toarray(), F.hessian(x))
+
+
+def test_rows_after_the_output_and_unused_inputs():
+    """An input recorded after the output, or never used, has a zero row."""
+    def f(v):
+        y = v[0] ** 2 * v[2] + wg.sin(v[2])
+        return y
+    x = np.array([1.5, 4.0, 0.5, -1.0, 2.0])
+    F = wg.record(f, x)
+    H = F.hessian(x)
+    expected = np.zeros((5, 5))
+    expected[0, 0] = 2 * x[2]
+    expected[0, 2] = expected[2, 0] = 2 * x[0]
+    expected[2, 2] = -math.sin(x[2])
+    np.testing.assert_allclose(H, expected, rtol=1e-15)
+
+
+def test_structure_holds_on_another_branch():
+    """A guard that fails re-records at the new point; that recording gets its
+    own structure."""
+    def f(v):
+        if v[0] > 0:
+            return sum(v[i] * v[i + 1] for i in range(len(v) - 1))
+        return sum(t ** 3 for t in v)
+
+    x = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    F = wg.record(f, x)
+    assert F.hessian_sparsity()[0].size == 8           # off-diagonals only
+    y = -x
+    np.testing.assert_allclose(F.hessian(y), np.diag(6 * y), rtol=1e-15)
+    assert F.retapes == 1
+    assert F.hessian_sparsity()[0].size == 5           # the diagonal
+
+
+def test_scalar_input_and_batches():
+    F = wg.record(lambda t: t ** 3, 2.0)
+    assert F.hessian(2.0) == 12.0
+    np.testing.assert_array_equal(F.hessian(np.array([1.0, 3.0])), [6.0, 18.0])
+    x = np.linspace(-1, 1, 30)
+    R = wg.record(rosenbrock, x)
+    batch = R.hessian(np.stack([x, 2 * x, x ** 2]))
+    for k, point in enumerate([x, 2 * x, x ** 2]):
+        np.testing.assert_array_equal(batch[k], R.hessian(point))
+
+
+def test_eager_hessian_uses_the_structure():
+    x = np.linspace(-1.0, 1.0, 40)
+    np.testing.assert_allclose(wg.hessian(rosenbrock)(x),
+                               hvp_columns(wg.record(rosenbrock, x), x), rtol=1e-14, atol=1e-12)
+
+
+# -- random banded functions: compressed Hessian against hvp columns -----------------
+
+def apply(program_instructions, inputs):
+    """One program on Vars; its output is the sum of the results nobody reads."""
+    nodes = list(inputs)
+    for name, i, j, constant in program_instructions:
+        nodes.append(OPS[name](wg, nodes[i], nodes[j], constant))
+    read = {k for name, i, j, _ in program_instructions
+            for k in ((i, j) if name in BINARY else (i,))}
+    y = nodes[-1]
+    for k in range(len(inputs), len(nodes) - 1):
+        if k not in read:
+            y = y + nodes[k]
+    return y
+
+
+@given(programs(), st.integers(3, 12), st.integers(1, 3), st.integers(0, 2**32 - 1))
+def test_banded_random_programs_match_hvp_columns(program, blocks, stride, seed):
+    """f(x) = sum over overlapping windows of x of one random DAG: a banded
+    Hessian with shared subexpressions inside every window."""
+    inputs, instructions = program
+    width = len(inputs)
+    n = stride * (blocks - 1) + width
+    x = np.random.default_rng(seed).uniform(-2.0, 2.0, n)
+
+    def f(v):
+        return sum((apply(instructions, [v[b * stride + k] for k in range(width)])
+                    for b in range(blocks)), 0.0)
+
+    F = wg.record(f, x)
+    dense = hvp_columns(F, x)
+    H = F.hessian(x)
+    finite = np.isfinite(dense).all()
+    if finite:
+        scale = np.maximum(np.abs(dense), 1.0)
+        assert np.all(np.abs(H - dense) <= 1e-11 * scale), np.max(np.abs(H - dense) / scale)
+    assert np.array_equal(H, H.T, equal_nan=True)
+    found = F.hessian_sparsity()
+    if found is not None:
+        check_colouring(F)
+        outside = np.ones((n, n), dtype=bool)
+        outside[found] = False
+        assert np.all(dense[outside] == 0.0), "a nonzero outside the structure"
+        assert np.all(H[outside] == 0.0)

@@ -128,7 +128,7 @@ cdef class Replay:
         int32_t[::1]  guard_b         # row compared against (0 for conversions)
         double[::1]   guard_expected  # outcome recorded
         list          _pool           # idle Workspaces, reused across calls (list ops hold the GIL)
-        object        _structure      # hessian_structure(), once computed (None before; () if too big)
+        object        _structure      # hessian_structure(): None until found, () if too big
 
     cdef Workspace _take(self, Py_ssize_t points)
     cdef void _give_back(self, Workspace work)

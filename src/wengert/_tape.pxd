@@ -128,6 +128,8 @@ cdef class Replay:
         int32_t[::1]  guard_b         # row compared against (0 for conversions)
         double[::1]   guard_expected  # outcome recorded
         list          _pool           # idle Workspaces, reused across calls (list ops hold the GIL)
+        int32_t[::1]  computed        # rows with operands, ascending: all the sweeps visit
+        Py_ssize_t[::1] computed_upto # per output: how many computed rows are <= its row
         object        _structure      # hessian_structure(): None until found, () if too big
 
     cdef Workspace _take(self, Py_ssize_t points)
@@ -136,6 +138,7 @@ cdef class Replay:
                        Py_ssize_t count, uint8_t* ok, bint second) noexcept nogil
     cdef void _tangent(self, Workspace work, const double* v, Py_ssize_t stride,
                        Py_ssize_t count) noexcept nogil
+    cdef const int32_t* _computed(self) noexcept nogil
     cdef void _reverse(self, Workspace work, Py_ssize_t output) noexcept nogil
 
 

@@ -422,7 +422,8 @@ cdef class Tape:
         self.sweeping += 1
         try:
             with nogil:
-                reverse_sweep(self.arg0, self.arg1, self.d0, self.d1, self.adjoint, top, seed)
+                reverse_sweep(self.arg0, self.arg1, self.d0, self.d1, self.adjoint, top, seed,
+                              NULL, top)
         finally:
             self.sweeping -= 1
         self.grad_rows = top + 1
@@ -501,13 +502,20 @@ cdef class Tape:
 
 cdef void reverse_sweep(const int32_t* arg0, const int32_t* arg1,
                         const double* d0, const double* d1, double* adjoint,
-                        Py_ssize_t top, double seed) noexcept nogil:
-    """Accumulate adjoints from row ``top`` down to row 1 (the whole reverse mode)."""
-    cdef Py_ssize_t i
+                        Py_ssize_t top, double seed, const int32_t* computed,
+                        Py_ssize_t count) noexcept nogil:
+    """Accumulate adjoints from row ``top`` down to row 1 (the whole reverse mode).
+
+    With ``computed`` NULL, every row from ``count`` = top down to 1; else the rows
+    computed[count - 1] down to computed[0] (a replay's rows with operands, up to
+    top): leaf rows pass nothing on.
+    """
+    cdef Py_ssize_t i, m
     cdef double g
     memset(adjoint, 0, (top + 1) * sizeof(double))
     adjoint[top] = seed
-    for i in range(top, 0, -1):
+    for m in range(count, 0, -1):
+        i = computed[m - 1] if computed != NULL else m
         g = adjoint[i]
         # A product with an exact zero factor contributes nothing (README, conventions):
         # rows off the path to y have g == 0 and must not turn a gradient into NaN
@@ -1206,21 +1214,24 @@ cdef class Workspace:
 
 
 cdef void reverse_sweep_points(const int32_t* arg0, const int32_t* arg1,
+                               const int32_t* computed, Py_ssize_t count,
                                const double* d0, const double* d1, double* adjoint,
                                Py_ssize_t top, Py_ssize_t points) noexcept nogil:
-    """``reverse_sweep`` for ``points`` points at once (row-major, point-minor).
+    """``reverse_sweep`` over the rows computed[count - 1] .. computed[0] for
+    ``points`` points at once (row-major, point-minor).
 
     Same rule: a product with an exact zero factor adds nothing, written as a
     select (``strong``) rather than a branch so the loop over points vectorises.
     """
-    cdef Py_ssize_t i, k
+    cdef Py_ssize_t i, k, m
     cdef double g, p, q
     cdef double* target0
     cdef double* target1
     memset(adjoint, 0, (top + 1) * points * sizeof(double))
     for k in range(points):
         adjoint[top * points + k] = 1.0
-    for i in range(top, 0, -1):
+    for m in range(count - 1, -1, -1):
+        i = computed[m]
         target0 = &adjoint[arg0[i] * points]
         target1 = &adjoint[arg1[i] * points]
         for k in range(points):
@@ -1240,17 +1251,17 @@ cdef inline double strong(double factor, double other) noexcept nogil:
 
 
 cdef inline void evaluate_rows(const uint8_t* ops, const int32_t* arg0, const int32_t* arg1,
-                               Py_ssize_t rows, Py_ssize_t points, double* value,
-                               double* d0, double* d1, double* daa, double* dab,
+                               const int32_t* computed, Py_ssize_t count, Py_ssize_t points,
+                               double* value, double* d0, double* d1, double* daa, double* dab,
                                double* dbb) noexcept nogil:
-    """The forward sweep of a replay: every computed row's value and partials (and
-    second partials unless daa is NULL) at ``points`` points, from the op table."""
-    cdef Py_ssize_t i, a, b
+    """The forward sweep of a replay: the value and partials (and second partials
+    unless daa is NULL) of the rows computed[0] .. computed[count - 1] at
+    ``points`` points, from the op table."""
+    cdef Py_ssize_t i, a, b, m
     cdef int op
-    for i in range(1, rows):
+    for m in range(count):
+        i = computed[m]
         op = ops[i]
-        if op_arity(op) == 0:
-            continue
         a = arg0[i] * points
         b = arg1[i] * points
         op_eval(op, points, &value[a], &value[b], &value[i * points],
@@ -1260,17 +1271,18 @@ cdef inline void evaluate_rows(const uint8_t* ops, const int32_t* arg0, const in
                 &dbb[i * points] if daa != NULL else NULL)
 
 
-cdef void tangent_sweep_points(const uint8_t* ops, const int32_t* arg0, const int32_t* arg1,
+cdef void tangent_sweep_points(const int32_t* arg0, const int32_t* arg1,
+                               const int32_t* computed, Py_ssize_t count,
                                const double* d0, const double* d1, double* tangent,
-                               Py_ssize_t rows, Py_ssize_t points) noexcept nogil:
-    """Forward mode: tangent[i] = d0[i] * tangent[arg0[i]] + d1[i] * tangent[arg1[i]].
+                               Py_ssize_t points) noexcept nogil:
+    """Forward mode: tangent[i] = d0[i] * tangent[arg0[i]] + d1[i] * tangent[arg1[i]]
+    for the rows i in computed[:count].
 
     Leaf rows keep the tangents the caller set (inputs) or zero (constants).
     """
-    cdef Py_ssize_t i, k, a, b
-    for i in range(1, rows):
-        if op_arity(ops[i]) == 0:
-            continue
+    cdef Py_ssize_t i, k, a, b, m
+    for m in range(count):
+        i = computed[m]
         a = arg0[i] * points
         b = arg1[i] * points
         for k in range(points):
@@ -1279,6 +1291,7 @@ cdef void tangent_sweep_points(const uint8_t* ops, const int32_t* arg0, const in
 
 
 cdef void second_order_sweep_points(const int32_t* arg0, const int32_t* arg1,
+                                    const int32_t* computed, Py_ssize_t count,
                                     const double* d0, const double* d1,
                                     const double* daa, const double* dab, const double* dbb,
                                     const double* tangent, double* adjoint,
@@ -1288,13 +1301,14 @@ cdef void second_order_sweep_points(const int32_t* arg0, const int32_t* arg1,
     beside each adjoint g, its directional derivative along the tangents:
     d(d0 * g) = d0 * g' + g * (daa * t[arg0] + dab * t[arg1]), likewise for arg1.
     At the inputs, adjoint_tangent is the Hessian times the direction."""
-    cdef Py_ssize_t i, k, a, b, r
+    cdef Py_ssize_t i, k, a, b, r, m
     cdef double g, gt, ta, tb
     memset(adjoint, 0, (top + 1) * points * sizeof(double))
     memset(adjoint_tangent, 0, (top + 1) * points * sizeof(double))
     for k in range(points):
         adjoint[top * points + k] = 1.0
-    for i in range(top, 0, -1):
+    for m in range(count - 1, -1, -1):
+        i = computed[m]
         a = arg0[i] * points
         b = arg1[i] * points
         for k in range(points):
@@ -1311,16 +1325,16 @@ cdef void second_order_sweep_points(const int32_t* arg0, const int32_t* arg1,
                 g, strong(dab[r], ta) + strong(dbb[r], tb))
 
 
-cdef void tangent_sweep_lanes(const uint8_t* ops, const int32_t* arg0, const int32_t* arg1,
+cdef void tangent_sweep_lanes(const int32_t* arg0, const int32_t* arg1,
+                              const int32_t* computed, Py_ssize_t count,
                               const double* d0, const double* d1, double* tangent,
-                              Py_ssize_t rows, Py_ssize_t lanes) noexcept nogil:
+                              Py_ssize_t lanes) noexcept nogil:
     """``tangent_sweep_points`` for many directions at ONE point: the partials
     (one per row) are shared by all lanes, only the tangents differ."""
-    cdef Py_ssize_t i, k, a, b
+    cdef Py_ssize_t i, k, a, b, m
     cdef double p, q
-    for i in range(1, rows):
-        if op_arity(ops[i]) == 0:
-            continue
+    for m in range(count):
+        i = computed[m]
         a = arg0[i] * lanes
         b = arg1[i] * lanes
         p = d0[i]
@@ -1330,16 +1344,18 @@ cdef void tangent_sweep_lanes(const uint8_t* ops, const int32_t* arg0, const int
 
 
 cdef void second_order_sweep_lanes(const int32_t* arg0, const int32_t* arg1,
+                                   const int32_t* computed, Py_ssize_t count,
                                    const double* d0, const double* d1, const double* daa,
                                    const double* dab, const double* dbb, const double* adjoint,
                                    const double* tangent, double* adjoint_tangent,
                                    Py_ssize_t top, Py_ssize_t lanes) noexcept nogil:
     """``second_order_sweep_points`` for many directions at ONE point: partials and
     the first-order adjoint (from ``reverse_sweep``) are shared by all lanes."""
-    cdef Py_ssize_t i, k, a, b, r
+    cdef Py_ssize_t i, k, a, b, r, m
     cdef double g, p, q, paa, pab, pbb, gt, ta, tb
     memset(adjoint_tangent, 0, (top + 1) * lanes * sizeof(double))
-    for i in range(top, 0, -1):
+    for m in range(count - 1, -1, -1):
+        i = computed[m]
         a = arg0[i] * lanes
         b = arg1[i] * lanes
         g = adjoint[i]
@@ -1349,7 +1365,7 @@ cdef void second_order_sweep_lanes(const int32_t* arg0, const int32_t* arg1,
         pab = dab[i]
         pbb = dbb[i]
         if p == 0.0 and q == 0.0 and (g == 0.0 or (paa == 0.0 and pab == 0.0 and pbb == 0.0)):
-            continue                           # nothing flows back (every leaf row)
+            continue                           # nothing flows back
         for k in range(lanes):
             r = i * lanes + k
             gt = adjoint_tangent[r]
@@ -1435,6 +1451,13 @@ cdef class Replay:
                             "value, inputs, outputs, guard_kind, guard_a, guard_b, "
                             "guard_expected)")
         self._check_ends()
+        # The sweeps visit only rows with operands: leaves (constants, inputs,
+        # 35-40% of a typical tape) have no value or partial to recompute and
+        # pass no adjoint on.
+        arity = np.asarray(OP_ARITY, dtype=np.int8)[self.tape.to_arrays()["op"]]
+        self.computed = np.flatnonzero(arity > 0).astype(np.int32)
+        self.computed_upto = np.searchsorted(self.computed, self.outputs,
+                                             side="right").astype(np.intp)
 
     def _rebuild(self, op, arg0, arg1, value, inputs, outputs,
                  guard_kind, guard_a, guard_b, guard_expected):
@@ -1566,7 +1589,8 @@ cdef class Replay:
         recompute every row (with second partials if ``second``), and set ok[k]
         to whether point k's guards hold."""
         cdef Py_ssize_t K = work.points, n = self.inputs.shape[0], j, k, row, a, b
-        cdef Py_ssize_t rows = self.tape.n_rows
+        cdef Py_ssize_t rows = self.computed.shape[0]
+        cdef const int32_t* computed = &self.computed[0] if rows > 0 else NULL
         cdef const uint8_t* ops = self.tape.op
         cdef const int32_t* arg0 = self.tape.arg0
         cdef const int32_t* arg1 = self.tape.arg1
@@ -1577,10 +1601,10 @@ cdef class Replay:
                 value[row * K + k] = x[k * stride + j]
         # A literal 1 lets the compiler specialise the (inlined) op table for one point.
         if K == 1:
-            evaluate_rows(ops, arg0, arg1, rows, 1, value, work.d0, work.d1,
+            evaluate_rows(ops, arg0, arg1, computed, rows, 1, value, work.d0, work.d1,
                           work.daa if second else NULL, work.dab, work.dbb)
         else:
-            evaluate_rows(ops, arg0, arg1, rows, K, value, work.d0, work.d1,
+            evaluate_rows(ops, arg0, arg1, computed, rows, K, value, work.d0, work.d1,
                           work.daa if second else NULL, work.dab, work.dbb)
         for k in range(count):
             ok[k] = 1
@@ -1600,17 +1624,20 @@ cdef class Replay:
             row = self.inputs[j]
             for k in range(count):
                 work.tangent[row * K + k] = v[k * stride + j]
-        tangent_sweep_points(self.tape.op, self.tape.arg0, self.tape.arg1, work.d0, work.d1,
-                             work.tangent, self.tape.n_rows, K)
+        tangent_sweep_points(self.tape.arg0, self.tape.arg1, self._computed(),
+                             self.computed.shape[0], work.d0, work.d1, work.tangent, K)
+
+    cdef const int32_t* _computed(self) noexcept nogil:
+        return &self.computed[0] if self.computed.shape[0] > 0 else NULL
 
     cdef void _reverse(self, Workspace work, Py_ssize_t output) noexcept nogil:
-        cdef Py_ssize_t top = self.outputs[output]
+        cdef Py_ssize_t top = self.outputs[output], count = self.computed_upto[output]
         if work.points == 1:
             reverse_sweep(self.tape.arg0, self.tape.arg1, work.d0, work.d1, work.adjoint,
-                          top, 1.0)
+                          top, 1.0, self._computed(), count)
         else:
-            reverse_sweep_points(self.tape.arg0, self.tape.arg1, work.d0, work.d1,
-                                 work.adjoint, top, work.points)
+            reverse_sweep_points(self.tape.arg0, self.tape.arg1, self._computed(), count,
+                                 work.d0, work.d1, work.adjoint, top, work.points)
 
     def run(self, const double[:, ::1] x, const double[:, ::1] v, double[:, ::1] values,
             double[:, :, ::1] jacobian, double[:, ::1] tangents, double[:, ::1] hvp,
@@ -1684,7 +1711,8 @@ cdef class Replay:
                     if want_hvp:
                         top = self.outputs[0]
                         second_order_sweep_points(
-                            self.tape.arg0, self.tape.arg1, work.d0, work.d1, work.daa,
+                            self.tape.arg0, self.tape.arg1, self._computed(),
+                            self.computed_upto[0], work.d0, work.d1, work.daa,
                             work.dab, work.dbb, work.tangent, work.adjoint,
                             work.adjoint_tangent, top, chunk)
                         for k in range(count):
@@ -1744,7 +1772,8 @@ cdef class Replay:
                     tangent = work.tangent[top]
                     if mode == 3:
                         second_order_sweep_points(
-                            self.tape.arg0, self.tape.arg1, work.d0, work.d1, work.daa,
+                            self.tape.arg0, self.tape.arg1, self._computed(),
+                            self.computed_upto[0], work.d0, work.d1, work.daa,
                             work.dab, work.dbb, work.tangent, work.adjoint,
                             work.adjoint_tangent, top, 1)
                         for i in range(n):
@@ -1947,10 +1976,12 @@ cdef class Replay:
                             c = colors[j] if compressed else j
                             for k in range(lanes):
                                 work.tangent[row * lanes + k] = 1.0 if c == start + k else 0.0
-                        tangent_sweep_lanes(self.tape.op, self.tape.arg0, self.tape.arg1,
-                                            one.d0, one.d1, work.tangent, rows, lanes)
+                        tangent_sweep_lanes(self.tape.arg0, self.tape.arg1, self._computed(),
+                                            self.computed.shape[0], one.d0, one.d1,
+                                            work.tangent, lanes)
                         second_order_sweep_lanes(
-                            self.tape.arg0, self.tape.arg1, one.d0, one.d1, one.daa, one.dab,
+                            self.tape.arg0, self.tape.arg1, self._computed(),
+                            self.computed_upto[0], one.d0, one.d1, one.daa, one.dab,
                             one.dbb, one.adjoint, work.tangent, work.adjoint_tangent, top, lanes)
                         for i in range(n):     # row i of H from input i's adjoint tangents
                             row = self.inputs[i]

@@ -129,7 +129,7 @@ cdef class Replay:
         double[::1]   guard_expected  # outcome recorded
         list          _pool           # idle Workspaces, reused across calls (list ops hold the GIL)
         int32_t[::1]  computed        # rows with operands, ascending: all the sweeps visit
-        Py_ssize_t[::1] computed_upto # per output: how many computed rows are <= its row
+        Py_ssize_t[::1] computed_upto  # per output: how many computed rows are <= its row
         object        _structure      # hessian_structure(): None until found, () if too big
 
     cdef Workspace _take(self, Py_ssize_t points)

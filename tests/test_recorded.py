@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import wengert as wg
+from wengert._tape import OP_ARITY
 from optable import CASES
 
 
@@ -371,8 +372,9 @@ def test_load_rejects_specific_corruptions(tmp_path):
     bad_op[5] = 200
     with pytest.raises(ValueError, match="unknown op code"):
         save_and_load(op=bad_op)
+    computed = np.flatnonzero(np.asarray(OP_ARITY)[good["op"]] > 0)
     forward = good["arg0"].copy()
-    forward[8] = 9                                         # pow_const's operand after it
+    forward[computed[0]] = computed[0]                     # an operand that is not earlier
     with pytest.raises(ValueError, match="earlier row"):
         save_and_load(arg0=forward)
     with pytest.raises(ValueError, match="dtype"):
@@ -380,7 +382,7 @@ def test_load_rejects_specific_corruptions(tmp_path):
     with pytest.raises(ValueError, match="rows"):
         save_and_load(value=good["value"][:-1])
     with pytest.raises(ValueError, match="INPUT"):
-        save_and_load(inputs=np.array([1, 2, 4], dtype=np.int32))
+        save_and_load(inputs=np.array([1, 2, computed[0]], dtype=np.int32))
     with pytest.raises(ValueError, match="sentinel"):
         value = good["value"].copy()
         value[0] = 1.0

@@ -118,7 +118,10 @@ cdef class Workspace:
 @cython.final
 cdef class Replay:
     # A frozen copy of a recorded tape with its inputs, outputs and guards; every
-    # array was validated on construction, so the sweeps run unchecked.
+    # array was validated on construction, so the sweeps run unchecked.  The copy
+    # keeps its leaves (CONST, INPUT) first and its computed rows after them, each
+    # group in recorded order (still a topological order): the sweeps run over the
+    # contiguous range first_computed .. n_rows - 1 and never skip a row.
     cdef:
         Tape          tape            # private copy: never grown, never rewound, never handed out
         int32_t[::1]  inputs          # row of each input variable (op INPUT)
@@ -128,8 +131,7 @@ cdef class Replay:
         int32_t[::1]  guard_b         # row compared against (0 for conversions)
         double[::1]   guard_expected  # outcome recorded
         list          _pool           # idle Workspaces, reused across calls (list ops hold the GIL)
-        int32_t[::1]  computed        # rows with operands, ascending: all the sweeps visit
-        Py_ssize_t[::1] computed_upto  # per output: how many computed rows are <= its row
+        Py_ssize_t    first_computed  # rows before it are leaves (_leaves_first), after computed
         object        _structure      # hessian_structure(): None until found, () if too big
 
     cdef Workspace _take(self, Py_ssize_t points)
@@ -138,7 +140,6 @@ cdef class Replay:
                        Py_ssize_t count, uint8_t* ok, bint second) noexcept nogil
     cdef void _tangent(self, Workspace work, const double* v, Py_ssize_t stride,
                        Py_ssize_t count) noexcept nogil
-    cdef const int32_t* _computed(self) noexcept nogil
     cdef void _reverse(self, Workspace work, Py_ssize_t output) noexcept nogil
 
 

@@ -422,8 +422,7 @@ cdef class Tape:
         self.sweeping += 1
         try:
             with nogil:
-                reverse_sweep(self.arg0, self.arg1, self.d0, self.d1, self.adjoint, top, seed,
-                              NULL, top)
+                reverse_sweep(self.arg0, self.arg1, self.d0, self.d1, self.adjoint, top, seed, 1)
         finally:
             self.sweeping -= 1
         self.grad_rows = top + 1
@@ -502,20 +501,15 @@ cdef class Tape:
 
 cdef void reverse_sweep(const int32_t* arg0, const int32_t* arg1,
                         const double* d0, const double* d1, double* adjoint,
-                        Py_ssize_t top, double seed, const int32_t* computed,
-                        Py_ssize_t count) noexcept nogil:
-    """Accumulate adjoints from row ``top`` down to row 1 (the whole reverse mode).
-
-    With ``computed`` NULL, every row from ``count`` = top down to 1; else the rows
-    computed[count - 1] down to computed[0] (a replay's rows with operands, up to
-    top): leaf rows pass nothing on.
-    """
-    cdef Py_ssize_t i, m
+                        Py_ssize_t top, double seed, Py_ssize_t bottom) noexcept nogil:
+    """Accumulate adjoints from row ``top`` down to row ``bottom`` (the whole
+    reverse mode): 1 on a tape, a replay's first computed row on its leaves-first
+    copy (leaf rows pass nothing on)."""
+    cdef Py_ssize_t i
     cdef double g
     memset(adjoint, 0, (top + 1) * sizeof(double))
     adjoint[top] = seed
-    for m in range(count, 0, -1):
-        i = computed[m - 1] if computed != NULL else m
+    for i in range(top, bottom - 1, -1):
         g = adjoint[i]
         # A product with an exact zero factor contributes nothing (README, conventions):
         # rows off the path to y have g == 0 and must not turn a gradient into NaN
@@ -1214,24 +1208,22 @@ cdef class Workspace:
 
 
 cdef void reverse_sweep_points(const int32_t* arg0, const int32_t* arg1,
-                               const int32_t* computed, Py_ssize_t count,
                                const double* d0, const double* d1, double* adjoint,
-                               Py_ssize_t top, Py_ssize_t points) noexcept nogil:
-    """``reverse_sweep`` over the rows computed[count - 1] .. computed[0] for
-    ``points`` points at once (row-major, point-minor).
+                               Py_ssize_t top, Py_ssize_t bottom,
+                               Py_ssize_t points) noexcept nogil:
+    """``reverse_sweep`` for ``points`` points at once (row-major, point-minor).
 
     Same rule: a product with an exact zero factor adds nothing, written as a
     select (``strong``) rather than a branch so the loop over points vectorises.
     """
-    cdef Py_ssize_t i, k, m
+    cdef Py_ssize_t i, k
     cdef double g, p, q
     cdef double* target0
     cdef double* target1
     memset(adjoint, 0, (top + 1) * points * sizeof(double))
     for k in range(points):
         adjoint[top * points + k] = 1.0
-    for m in range(count - 1, -1, -1):
-        i = computed[m]
+    for i in range(top, bottom - 1, -1):
         target0 = &adjoint[arg0[i] * points]
         target1 = &adjoint[arg1[i] * points]
         for k in range(points):
@@ -1251,16 +1243,15 @@ cdef inline double strong(double factor, double other) noexcept nogil:
 
 
 cdef inline void evaluate_rows(const uint8_t* ops, const int32_t* arg0, const int32_t* arg1,
-                               const int32_t* computed, Py_ssize_t count, Py_ssize_t points,
+                               Py_ssize_t first, Py_ssize_t rows, Py_ssize_t points,
                                double* value, double* d0, double* d1, double* daa, double* dab,
                                double* dbb) noexcept nogil:
     """The forward sweep of a replay: the value and partials (and second partials
-    unless daa is NULL) of the rows computed[0] .. computed[count - 1] at
-    ``points`` points, from the op table."""
-    cdef Py_ssize_t i, a, b, m
+    unless daa is NULL) of rows first .. rows - 1 (all computed: a replay keeps
+    its leaves first) at ``points`` points, from the op table."""
+    cdef Py_ssize_t i, a, b
     cdef int op
-    for m in range(count):
-        i = computed[m]
+    for i in range(first, rows):
         op = ops[i]
         a = arg0[i] * points
         b = arg1[i] * points
@@ -1272,17 +1263,16 @@ cdef inline void evaluate_rows(const uint8_t* ops, const int32_t* arg0, const in
 
 
 cdef void tangent_sweep_points(const int32_t* arg0, const int32_t* arg1,
-                               const int32_t* computed, Py_ssize_t count,
+                               Py_ssize_t first, Py_ssize_t rows,
                                const double* d0, const double* d1, double* tangent,
                                Py_ssize_t points) noexcept nogil:
     """Forward mode: tangent[i] = d0[i] * tangent[arg0[i]] + d1[i] * tangent[arg1[i]]
-    for the rows i in computed[:count].
+    for the computed rows first .. rows - 1.
 
     Leaf rows keep the tangents the caller set (inputs) or zero (constants).
     """
-    cdef Py_ssize_t i, k, a, b, m
-    for m in range(count):
-        i = computed[m]
+    cdef Py_ssize_t i, k, a, b
+    for i in range(first, rows):
         a = arg0[i] * points
         b = arg1[i] * points
         for k in range(points):
@@ -1291,24 +1281,22 @@ cdef void tangent_sweep_points(const int32_t* arg0, const int32_t* arg1,
 
 
 cdef void second_order_sweep_points(const int32_t* arg0, const int32_t* arg1,
-                                    const int32_t* computed, Py_ssize_t count,
                                     const double* d0, const double* d1,
                                     const double* daa, const double* dab, const double* dbb,
                                     const double* tangent, double* adjoint,
                                     double* adjoint_tangent, Py_ssize_t top,
-                                    Py_ssize_t points) noexcept nogil:
+                                    Py_ssize_t bottom, Py_ssize_t points) noexcept nogil:
     """Forward-over-reverse: the reverse sweep of ``reverse_sweep_points`` carrying,
     beside each adjoint g, its directional derivative along the tangents:
     d(d0 * g) = d0 * g' + g * (daa * t[arg0] + dab * t[arg1]), likewise for arg1.
     At the inputs, adjoint_tangent is the Hessian times the direction."""
-    cdef Py_ssize_t i, k, a, b, r, m
+    cdef Py_ssize_t i, k, a, b, r
     cdef double g, gt, ta, tb
     memset(adjoint, 0, (top + 1) * points * sizeof(double))
     memset(adjoint_tangent, 0, (top + 1) * points * sizeof(double))
     for k in range(points):
         adjoint[top * points + k] = 1.0
-    for m in range(count - 1, -1, -1):
-        i = computed[m]
+    for i in range(top, bottom - 1, -1):
         a = arg0[i] * points
         b = arg1[i] * points
         for k in range(points):
@@ -1326,15 +1314,14 @@ cdef void second_order_sweep_points(const int32_t* arg0, const int32_t* arg1,
 
 
 cdef void tangent_sweep_lanes(const int32_t* arg0, const int32_t* arg1,
-                              const int32_t* computed, Py_ssize_t count,
+                              Py_ssize_t first, Py_ssize_t rows,
                               const double* d0, const double* d1, double* tangent,
                               Py_ssize_t lanes) noexcept nogil:
     """``tangent_sweep_points`` for many directions at ONE point: the partials
     (one per row) are shared by all lanes, only the tangents differ."""
-    cdef Py_ssize_t i, k, a, b, m
+    cdef Py_ssize_t i, k, a, b
     cdef double p, q
-    for m in range(count):
-        i = computed[m]
+    for i in range(first, rows):
         a = arg0[i] * lanes
         b = arg1[i] * lanes
         p = d0[i]
@@ -1344,18 +1331,17 @@ cdef void tangent_sweep_lanes(const int32_t* arg0, const int32_t* arg1,
 
 
 cdef void second_order_sweep_lanes(const int32_t* arg0, const int32_t* arg1,
-                                   const int32_t* computed, Py_ssize_t count,
                                    const double* d0, const double* d1, const double* daa,
                                    const double* dab, const double* dbb, const double* adjoint,
                                    const double* tangent, double* adjoint_tangent,
-                                   Py_ssize_t top, Py_ssize_t lanes) noexcept nogil:
+                                   Py_ssize_t top, Py_ssize_t bottom,
+                                   Py_ssize_t lanes) noexcept nogil:
     """``second_order_sweep_points`` for many directions at ONE point: partials and
     the first-order adjoint (from ``reverse_sweep``) are shared by all lanes."""
-    cdef Py_ssize_t i, k, a, b, r, m
+    cdef Py_ssize_t i, k, a, b, r
     cdef double g, p, q, paa, pab, pbb, gt, ta, tb
     memset(adjoint_tangent, 0, (top + 1) * lanes * sizeof(double))
-    for m in range(count - 1, -1, -1):
-        i = computed[m]
+    for i in range(top, bottom - 1, -1):
         a = arg0[i] * lanes
         b = arg1[i] * lanes
         g = adjoint[i]
@@ -1451,13 +1437,45 @@ cdef class Replay:
                             "value, inputs, outputs, guard_kind, guard_a, guard_b, "
                             "guard_expected)")
         self._check_ends()
-        # The sweeps visit only rows with operands: leaves (constants, inputs,
-        # 35-40% of a typical tape) have no value or partial to recompute and
-        # pass no adjoint on.
-        arity = np.asarray(OP_ARITY, dtype=np.int8)[self.tape.to_arrays()["op"]]
-        self.computed = np.flatnonzero(arity > 0).astype(np.int32)
-        self.computed_upto = np.searchsorted(self.computed, self.outputs,
-                                             side="right").astype(np.intp)
+        self._leaves_first()
+
+    def _leaves_first(self):
+        """Reorder the rows so that all leaves (constants and inputs, 35-40% of a
+        typical tape) come first, in their order, then the computed rows in
+        theirs: still a topological order, and the sweeps run over the
+        contiguous range of computed rows, never looking at an op code to skip
+        a leaf.  Inputs, outputs and guards follow their rows."""
+        cdef Tape old = self.tape, tape
+        cdef Py_ssize_t rows = old.n_rows, i, j, leaves = 0
+        where_array = np.empty(rows, dtype=np.int32)
+        cdef int32_t[::1] where = where_array     # where[i]: the new index of row i
+        for i in range(rows):
+            if op_arity(old.op[i]) == 0:
+                where[i] = <int32_t>leaves
+                leaves += 1
+        self.first_computed = leaves
+        j = leaves
+        for i in range(rows):
+            if op_arity(old.op[i]) != 0:
+                where[i] = <int32_t>j
+                j += 1
+        tape = Tape(capacity=rows)
+        for i in range(rows):
+            j = where[i]
+            tape.op[j] = old.op[i]
+            tape.arg0[j] = where[old.arg0[i]]    # row 0 (the sentinel) stays row 0
+            tape.arg1[j] = where[old.arg1[i]]
+            tape.d0[j] = old.d0[i]
+            tape.d1[j] = old.d1[i]
+            tape.value[j] = old.value[i]
+        tape.n_rows = rows
+        tape.frozen = True                       # taken over: see __cinit__
+        tape.capacity = rows
+        self.tape = tape
+        self.inputs = where_array[self.inputs]
+        self.outputs = where_array[self.outputs]
+        self.guard_a = where_array[self.guard_a]
+        self.guard_b = where_array[self.guard_b]
 
     def _rebuild(self, op, arg0, arg1, value, inputs, outputs,
                  guard_kind, guard_a, guard_b, guard_expected):
@@ -1589,8 +1607,7 @@ cdef class Replay:
         recompute every row (with second partials if ``second``), and set ok[k]
         to whether point k's guards hold."""
         cdef Py_ssize_t K = work.points, n = self.inputs.shape[0], j, k, row, a, b
-        cdef Py_ssize_t rows = self.computed.shape[0]
-        cdef const int32_t* computed = &self.computed[0] if rows > 0 else NULL
+        cdef Py_ssize_t rows = self.tape.n_rows, first = self.first_computed
         cdef const uint8_t* ops = self.tape.op
         cdef const int32_t* arg0 = self.tape.arg0
         cdef const int32_t* arg1 = self.tape.arg1
@@ -1601,10 +1618,10 @@ cdef class Replay:
                 value[row * K + k] = x[k * stride + j]
         # A literal 1 lets the compiler specialise the (inlined) op table for one point.
         if K == 1:
-            evaluate_rows(ops, arg0, arg1, computed, rows, 1, value, work.d0, work.d1,
+            evaluate_rows(ops, arg0, arg1, first, rows, 1, value, work.d0, work.d1,
                           work.daa if second else NULL, work.dab, work.dbb)
         else:
-            evaluate_rows(ops, arg0, arg1, computed, rows, K, value, work.d0, work.d1,
+            evaluate_rows(ops, arg0, arg1, first, rows, K, value, work.d0, work.d1,
                           work.daa if second else NULL, work.dab, work.dbb)
         for k in range(count):
             ok[k] = 1
@@ -1624,20 +1641,17 @@ cdef class Replay:
             row = self.inputs[j]
             for k in range(count):
                 work.tangent[row * K + k] = v[k * stride + j]
-        tangent_sweep_points(self.tape.arg0, self.tape.arg1, self._computed(),
-                             self.computed.shape[0], work.d0, work.d1, work.tangent, K)
-
-    cdef const int32_t* _computed(self) noexcept nogil:
-        return &self.computed[0] if self.computed.shape[0] > 0 else NULL
+        tangent_sweep_points(self.tape.arg0, self.tape.arg1, self.first_computed,
+                             self.tape.n_rows, work.d0, work.d1, work.tangent, K)
 
     cdef void _reverse(self, Workspace work, Py_ssize_t output) noexcept nogil:
-        cdef Py_ssize_t top = self.outputs[output], count = self.computed_upto[output]
+        cdef Py_ssize_t top = self.outputs[output]
         if work.points == 1:
             reverse_sweep(self.tape.arg0, self.tape.arg1, work.d0, work.d1, work.adjoint,
-                          top, 1.0, self._computed(), count)
+                          top, 1.0, self.first_computed)
         else:
-            reverse_sweep_points(self.tape.arg0, self.tape.arg1, self._computed(), count,
-                                 work.d0, work.d1, work.adjoint, top, work.points)
+            reverse_sweep_points(self.tape.arg0, self.tape.arg1, work.d0, work.d1,
+                                 work.adjoint, top, self.first_computed, work.points)
 
     def run(self, const double[:, ::1] x, const double[:, ::1] v, double[:, ::1] values,
             double[:, :, ::1] jacobian, double[:, ::1] tangents, double[:, ::1] hvp,
@@ -1711,10 +1725,9 @@ cdef class Replay:
                     if want_hvp:
                         top = self.outputs[0]
                         second_order_sweep_points(
-                            self.tape.arg0, self.tape.arg1, self._computed(),
-                            self.computed_upto[0], work.d0, work.d1, work.daa,
+                            self.tape.arg0, self.tape.arg1, work.d0, work.d1, work.daa,
                             work.dab, work.dbb, work.tangent, work.adjoint,
-                            work.adjoint_tangent, top, chunk)
+                            work.adjoint_tangent, top, self.first_computed, chunk)
                         for k in range(count):
                             for i in range(n):
                                 row = self.inputs[i]
@@ -1772,10 +1785,9 @@ cdef class Replay:
                     tangent = work.tangent[top]
                     if mode == 3:
                         second_order_sweep_points(
-                            self.tape.arg0, self.tape.arg1, self._computed(),
-                            self.computed_upto[0], work.d0, work.d1, work.daa,
+                            self.tape.arg0, self.tape.arg1, work.d0, work.d1, work.daa,
                             work.dab, work.dbb, work.tangent, work.adjoint,
-                            work.adjoint_tangent, top, 1)
+                            work.adjoint_tangent, top, self.first_computed, 1)
                         for i in range(n):
                             row = self.inputs[i]
                             result_view[i] = work.adjoint_tangent[row] if row <= top else 0.0
@@ -1976,13 +1988,12 @@ cdef class Replay:
                             c = colors[j] if compressed else j
                             for k in range(lanes):
                                 work.tangent[row * lanes + k] = 1.0 if c == start + k else 0.0
-                        tangent_sweep_lanes(self.tape.arg0, self.tape.arg1, self._computed(),
-                                            self.computed.shape[0], one.d0, one.d1,
-                                            work.tangent, lanes)
+                        tangent_sweep_lanes(self.tape.arg0, self.tape.arg1, self.first_computed,
+                                            rows, one.d0, one.d1, work.tangent, lanes)
                         second_order_sweep_lanes(
-                            self.tape.arg0, self.tape.arg1, self._computed(),
-                            self.computed_upto[0], one.d0, one.d1, one.daa, one.dab,
-                            one.dbb, one.adjoint, work.tangent, work.adjoint_tangent, top, lanes)
+                            self.tape.arg0, self.tape.arg1, one.d0, one.d1, one.daa, one.dab,
+                            one.dbb, one.adjoint, work.tangent, work.adjoint_tangent, top,
+                            self.first_computed, lanes)
                         for i in range(n):     # row i of H from input i's adjoint tangents
                             row = self.inputs[i]
                             if row > top:      # not swept: zero (and outside the structure)

@@ -6,6 +6,7 @@ import types
 import pytest
 
 import wengert
+import wengert as wg
 from wengert import reference
 from wengert.workloads import (
     FLOAT_MATH,
@@ -126,8 +127,25 @@ def test_op_count_matches_a_counting_scalar(name):
 
 def test_chain_1m_is_chain_10k_longer():
     short, long = WORKLOADS["chain-10k"], WORKLOADS["chain-1m"]
-    assert long.ops == 100 * short.ops == 4_000_000
+    assert (short.ops, long.ops) == (4 * 1_667, 4 * 166_667)      # 4 ops a step
     assert long.x0 == short.x0
+
+
+def test_chains_have_the_rows_their_names_say_and_a_gradient_near_one():
+    workload = WORKLOADS["chain-10k"]
+    with wg.Tape() as tape:
+        x = tape.variables(workload.x0)
+        y = workload.f(x, wg)
+        y.backward()
+    assert 10_000 <= len(tape) < 10_010                  # 6 rows a step, and the input
+    # d y_{k+1} / d y_k = 1 + 0.001 cos(y_k), multiplied along the chain
+    ys, derivative = workload.x0[0], 1.0
+    for _ in range(1_667):
+        derivative *= 1.0 + 0.001 * math.cos(ys)
+        ys = ys + 0.001 * math.sin(ys) + 0.01
+    assert y.value == pytest.approx(ys, rel=1e-12)
+    assert x[0].grad == pytest.approx(derivative, rel=1e-12)
+    assert 0.5 < x[0].grad < 2.0
 
 
 def test_workload_shapes():

@@ -77,7 +77,7 @@ cdef struct RowBuffers:
 
 cdef RowBuffers spare            # capacity 0: nothing spare
 cdef enum:
-    SPARE_BYTES = 32 << 20
+    SPARE_BYTES = 64 << 20
 
 
 # --------------------------------------------------------------------------

@@ -1237,9 +1237,7 @@ cdef void reverse_sweep_points(const int32_t* arg0, const int32_t* arg1,
 cdef inline double strong(double factor, double other) noexcept nogil:
     """factor * other, where an exact zero factor wins even against inf or NaN
     (the rule of every sweep: a product with an exact zero factor adds nothing)."""
-    cdef double product = factor * other
-    # `&`, not `and`: no short circuit, so the compiler can emit a select, not branches
-    return product if ((factor != 0.0) & (other != 0.0)) else 0.0
+    return factor * other if (factor != 0.0 and other != 0.0) else 0.0
 
 
 cdef inline void evaluate_rows(const uint8_t* ops, const int32_t* arg0, const int32_t* arg1,
@@ -1350,8 +1348,6 @@ cdef void second_order_sweep_lanes(const int32_t* arg0, const int32_t* arg1,
         paa = daa[i]
         pab = dab[i]
         pbb = dbb[i]
-        if p == 0.0 and q == 0.0 and (g == 0.0 or (paa == 0.0 and pab == 0.0 and pbb == 0.0)):
-            continue                           # nothing flows back
         for k in range(lanes):
             r = i * lanes + k
             gt = adjoint_tangent[r]

@@ -2,8 +2,11 @@
 import doctest
 import math
 
+import numpy as np
 import pytest
 
+import wengert as wg
+from optable import CASES as OP_CASES, KINKS
 from wengert import reference as rf
 
 inf, nan = math.inf, math.nan
@@ -374,6 +377,146 @@ def test_value_and_grad_and_grad():
     assert rf.grad(lambda x: rf.tanh(x))(0.0) == 1.0
     assert rf.grad(lambda x: 3.0)(1.0) == 0.0
     assert rf.grad(lambda x: x[0] * 0)([1.0, 2.0]) == [0.0, 0.0]
+
+
+# -- second order: tangents, hvp, hessian ----------------------------------------
+
+
+def _reference_op(name):
+    """Op ``name`` of tests/optable.py on reference Vars, and its number of variable operands."""
+    case = OP_CASES[name]
+    function = getattr(rf, name) if case.apply is getattr(wg, name, None) else case.apply
+    if case.constant_second:
+        return lambda x, exponent: function(x[0], exponent), 1
+    return (lambda x: function(*x)), len(case.domain)
+
+
+@pytest.mark.parametrize("name", sorted(OP_CASES))
+def test_second_partials_match_differences_of_first_partials(name):
+    case = OP_CASES[name]
+    function, arity = _reference_op(name)
+    rng = np.random.default_rng(sum(map(ord, name)) + 2)
+    checked = 0
+    for _ in range(15):
+        point = [float(rng.uniform(low, high)) for low, high in case.domain]
+        kink = KINKS.get(name)
+        if kink and min(abs(d) for d in kink(*point)) < 1e-3:
+            continue
+        x, extra = point[:arity], point[arity:]
+
+        def of_x(v, extra=extra):
+            return function(v, *extra)
+
+        hessian, gradient = rf.hessian(of_x)(x), rf.grad(of_x)
+        for j in range(arity):
+            h = 1e-5 * max(1.0, abs(x[j]))
+            up, down = list(x), list(x)
+            up[j] += h
+            down[j] -= h
+            column = [(a - b) / (2.0 * h) for a, b in zip(gradient(up), gradient(down))]
+            for k in range(arity):
+                assert math.isclose(hessian[k][j], column[k], rel_tol=1e-5, abs_tol=1e-6), (
+                    name, point, k, j, hessian[k][j], column[k])
+        checked += 1
+    assert checked >= 8
+
+
+@pytest.mark.parametrize("name, point, expected", [
+    ("abs", (0.0,), [0.0]), ("abs", (nan,), [0.0]), ("relu", (0.0,), [0.0]),
+    ("maximum", (2.0, 2.0), [0.0, 0.0, 0.0, 0.0]), ("minimum", (nan, 1.0), [0.0, 0.0, 0.0, 0.0]),
+    ("atan2", (0.0, 0.0), [0.0, 0.0, 0.0, 0.0]), ("hypot", (0.0, 0.0), [0.0, 0.0, 0.0, 0.0]),
+    ("pow", (0.0, 0.5), [-inf, 0.0, 0.0, 0.0]),      # sqrt''(0); no log(0) at a = 0
+    ("pow", (3.0, 0.0), [0.0, 1.0 / 3.0, 1.0 / 3.0, math.log(3.0) ** 2]),  # constant in a
+    ("pow", (nan, 2.0), [2.0, nan, nan, nan]),       # the square, exactly
+    ("pow", (5.0, 1.0), [0.0, 1.0 + math.log(5.0), 1.0 + math.log(5.0), 5.0 * math.log(5.0) ** 2]),
+    ("sqrt", (0.0,), [-inf]), ("log", (0.0,), [-inf]), ("cbrt", (-0.0,), [inf]),
+    ("atan2", (0.0, 1e-200), [0.0, -inf, -inf, 0.0]),        # 1/(r*r) would overflow
+    ("atan2", (1e-200, 1e-160), [-2e280, -inf, -inf, 2e280]),
+    ("atan2", (1e-200, 1e-200), [-inf, 0.0, 0.0, inf]),
+    ("atan2", (0.5, -1e300), [0.0, -0.0, -0.0, -0.0]),       # r*r would overflow
+])
+def test_second_partials_at_conventional_points(name, point, expected):
+    """Flattened Hessians of one op at its kinks, poles and conventional points."""
+    with rf.Tape():
+        hessian = rf.hessian(lambda x: getattr(rf, name)(*x) if name != "abs" else abs(x[0]))
+        got = sum(hessian(list(point)), [])
+    for g, want in zip(got, expected):
+        assert g == pytest.approx(want, rel=1e-12, abs=0.0) or (math.isnan(g) and math.isnan(want))
+
+
+def test_jvp_hvp_and_hessian_of_a_known_function():
+    def f(x):
+        return x[0] ** 2 * x[1] + rf.sin(x[1]) * x[2]
+
+    x, v = [1.5, -0.5, 2.0], [1.0, -2.0, 0.5]
+    s, c = math.sin(-0.5), math.cos(-0.5)
+    H = [[2 * x[1], 2 * x[0], 0.0], [2 * x[0], -s * x[2], c], [0.0, c, 0.0]]
+    gradient = [2 * x[0] * x[1], x[0] ** 2 + c * x[2], s]
+    value, tangent = rf.jvp(f)(x, v)
+    assert value == f(x) and value == pytest.approx(-1.125 + 2.0 * s, rel=1e-15)
+    assert tangent == pytest.approx(sum(g * d for g, d in zip(gradient, v)), rel=1e-15)
+    assert rf.hvp(f)(x, v) == pytest.approx([sum(h * d for h, d in zip(row, v)) for row in H],
+                                           rel=1e-15)
+    hessian = rf.hessian(f)(x)
+    assert hessian == [pytest.approx(row, rel=1e-15) for row in H]
+    assert all(hessian[i][j] == hessian[j][i] for i in range(3) for j in range(3))
+    assert rf.jvp(lambda t: rf.exp(2 * t))(0.0, 3.0) == (1.0, 6.0)
+    assert rf.hvp(lambda t: t ** 3)(2.0, 0.5) == 6.0
+    assert rf.hessian(lambda t: rf.log(t))(2.0) == -0.25
+    assert rf.jvp(lambda x: 3.0)([1.0], [1.0]) == (3.0, 0.0)
+    assert rf.hessian(lambda x: x[0] * 0 + 1.0)([1.0, 2.0]) == [[0.0, 0.0], [0.0, 0.0]]
+
+
+def test_tangents_and_hvp_on_the_tape():
+    with rf.Tape() as tape:
+        x, y = rf.variables([2.0, 3.0])
+        z = x * y + rf.exp(x)                            # rows: x, y, mul, exp, add
+        tangent = tape.tangents([x, y], [1.0, 10.0])
+        assert tangent[z.index] == pytest.approx(3.0 + math.exp(2.0) + 20.0, rel=1e-15)
+        assert tape.tangent is tangent and len(tangent) == len(tape) + 1 and tangent[0] == 0.0
+        assert tape.tangents([x, x], [1.0, 1.0])[z.index] == tape.tangents([x], [2.0])[z.index]
+        hv = tape.hvp(z, [x, y], [1.0, 0.0])             # column 0 of [[e^2, 1], [1, 0]]
+        assert hv == pytest.approx([math.exp(2.0), 1.0], rel=1e-15)
+        assert (x.grad, y.grad) == (pytest.approx(3.0 + math.exp(2.0), rel=1e-15), 2.0)
+        assert tape.hvp(x * 2.0, [x, y], [1.0, 1.0]) == [0.0, 0.0]
+        assert tape.hvp(x, [x, y], [1.0, 0.0]) == [0.0, 0.0]   # y: after x, not swept
+
+
+def test_tangents_and_hvp_reject_bad_arguments():
+    with rf.Tape() as tape:
+        x, y = rf.variables([2.0, 3.0])
+        z = x * y
+        with pytest.raises(ValueError, match="one number per variable"):
+            tape.tangents([x, y], [1.0])
+        with pytest.raises(ValueError, match="not an input"):
+            tape.tangents([z], [1.0])
+        with pytest.raises(ValueError, match="not an input"):
+            tape.hvp(z, [x, z], [1.0, 1.0])
+        with pytest.raises(TypeError, match="hvp"):
+            tape.hvp(1.0, [x], [1.0])
+    with pytest.raises(ValueError, match="different tapes"):
+        rf.Tape().tangents([x], [1.0])
+
+
+def test_an_exact_zero_factor_propagates_nothing_in_second_order():
+    with rf.Tape() as tape:
+        x = rf.var(0.0)
+        rf.sqrt(x) + rf.log(x)                           # curvature -inf, off the path to y
+        y = 0.0 * rf.sqrt(x) + x * x                     # sqrt''(0) = -inf, times an exact 0
+        assert tape.hvp(y, [x], [1.0]) == [2.0]
+        assert tape.tangents([x], [0.0])[y.index] == 0.0
+    assert rf.hessian(lambda t: 0.0 * rf.sqrt(t) + t * t)(0.0) == 2.0
+    assert rf.jvp(lambda t: 0.0 * rf.log(t) + 3.0 * t)(0.0, 1.0)[1] == 3.0   # value: 0 * -inf
+
+
+def test_rewind_drops_tangent_columns():
+    with rf.Tape() as tape:
+        x = rf.var(1.0)
+        mark = tape.mark()
+        y = rf.sin(x) * x
+        tape.hvp(y, [x], [1.0])
+        tape.rewind(mark)
+    assert len(tape.tangent) == len(tape.adjoint_tangent) == len(tape.adjoint) == 2
 
 
 def test_doctests():

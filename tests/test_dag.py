@@ -8,7 +8,6 @@ wrapped so that its operand stays inside the op's smooth, finite domain
 program on either engine, the compiled ``wengert`` or ``wengert.reference``.
 """
 import math
-import sys
 
 import numpy as np
 import pytest
@@ -280,40 +279,11 @@ def second_order_mismatches(instructions, inputs, direction):
     return mismatches
 
 
-# Where the compiled op table's second partials are known to be inaccurate (the reference
-# is right there); each has a strict xfail below that fails once the engine is fixed.
-#   atan2: it forms 1 / (r*r) and a*b, which leave the normal range;
-#   expm1: its partials are expm1(a) + 1, which loses the small exp(a) for a << 0.
-def _leaves_normal_range(x, y):
-    """Whether x * y, both nonzero and finite, under- or overflows the normal range."""
-    if x == 0.0 or y == 0.0 or not (math.isfinite(x) and math.isfinite(y)):
-        return False
-    return not sys.float_info.min <= abs(x * y) < math.inf
-
-
-def _atan2_defect(a, b):
-    r = math.hypot(a, b)
-    return _leaves_normal_range(r, r) or _leaves_normal_range(a, b)
-
-
-KNOWN_COMPILED_DEFECTS = {"atan2": _atan2_defect, "expm1": lambda a, b: a < -8.0}
-
-
-def known_compiled_defect(instructions, values):
-    """Whether the program applies an op where its compiled second partials are inaccurate.
-
-    Only the raw operands of atan2 can reach such a point (expm1 sees -3..3).
-    """
-    return any(KNOWN_COMPILED_DEFECTS["atan2"](values[i], values[j])
-               for name, i, j, _ in instructions if name == "atan2")
-
-
 @given(programs(), directions)
 @example(([0.3, -0.7, 2.0], [("tanh", 0, 0, 1.0), ("atan2", 3, 1, 1.0), ("mul", 4, 2, 1.0),
                              ("maximum", 5, 0, 1.0), ("pow", 6, 3, 1.0)]), [0.5, -1.0, 0.25, 1.0])
 def test_compiled_second_order_matches_reference(program, direction):
     inputs, instructions = program
-    assume(not known_compiled_defect(instructions, run(reference, instructions, inputs)[0]))
     assert second_order_mismatches(instructions, inputs, direction[:len(inputs)]) == []
 
 
@@ -380,29 +350,28 @@ def second_partials(ns, name, a, b):
 @example("maximum", 2.0, 2.0)
 @example("atan2", 1e-100, 1e-100)       # r*r still normal
 def test_every_op_second_partials_match_reference_everywhere(name, a, b):
-    assume(not KNOWN_COMPILED_DEFECTS.get(name, lambda a, b: False)(a, b))
     for got, want in zip(second_partials(wengert, name, a, b),
                          second_partials(reference, name, a, b)):
         assert close(got, want, rel=1e-12, abs_=1e-300), (got, want)
 
 
-@pytest.mark.xfail(strict=True, reason="compiled atan2 second partials: 1/(r*r) and a*b "
-                   "over- or underflow; the reference's are right")
+# Found by these tests against the reference (now fixed in the op table): atan2's second
+# partials formed 1 / (r*r) and a*b, which left the normal range, and expm1's partial
+# was expm1(a) + 1, which lost the small exp(a) for a << 0.
 @pytest.mark.parametrize("a, b", [(0.0, 1e-200), (1e-200, 1e-160), (0.5, -1e300),
                                   (1e-310, 5e-17)])
-def test_known_compiled_defect_atan2(a, b):
-    assert KNOWN_COMPILED_DEFECTS["atan2"](a, b)
+def test_atan2_second_partials_outside_the_normal_range(a, b):
     for got, want in zip(second_partials(wengert, "atan2", a, b),
                          second_partials(reference, "atan2", a, b)):
         assert close(got, want, rel=1e-12, abs_=1e-300), (got, want)
+    r = math.hypot(a, b)
+    assert second_partials(wengert, "atan2", a, b)[1] == pytest.approx(
+        (a / r - b / r) * (a / r + b / r) / r / r, rel=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="compiled expm1 partials are expm1(a) + 1: 0.0 "
-                   "instead of exp(a) for a < -37, inexact below about -8")
 @pytest.mark.parametrize("order", ["gradient", "hessian"])
-def test_known_compiled_defect_expm1(order):
+def test_expm1_partials_far_below_zero(order):
     a = -384.0
-    assert KNOWN_COMPILED_DEFECTS["expm1"](a, 0.0)
     got = (run_op(wengert, "expm1", a, 0.0)[1] if order == "gradient"
            else second_partials(wengert, "expm1", a, 0.0)[0])
     assert math.isclose(got, math.exp(a), rel_tol=1e-12)

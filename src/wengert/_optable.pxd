@@ -129,7 +129,7 @@ cdef inline void op_eval(int op, Py_ssize_t n, const double* a, const double* b,
     dab = d2y/dadb and dbb = d2y/db2 (for second-order sweeps).
     """
     cdef Py_ssize_t k
-    cdef double t, u
+    cdef double t, u, w
     cdef bint second = daa != NULL
     if second:                                 # unary ops and linear ops keep these zero
         for k in range(n):
@@ -197,13 +197,16 @@ cdef inline void op_eval(int op, Py_ssize_t n, const double* a, const double* b,
             da[k] = (b[k] / t) / t if t != 0.0 else 0.0
             db[k] = (-a[k] / t) / t if t != 0.0 else 0.0
         if second:
+            # (-2ab, a*a - b*b, 2ab) / r**4, written with the unit vector (u, w) =
+            # (a, b) / r and divided by r twice: r**4 and a*b leave the range
             for k in range(n):
                 t = hypot(a[k], b[k])
                 if t != 0.0:                           # convention: zero at the origin
-                    t = 1.0 / (t * t)
-                    daa[k] = -2.0 * a[k] * b[k] * t * t
-                    dab[k] = (a[k] * a[k] - b[k] * b[k]) * t * t
-                    dbb[k] = 2.0 * a[k] * b[k] * t * t
+                    u = a[k] / t
+                    w = b[k] / t
+                    daa[k] = -2.0 * u * w / t / t
+                    dab[k] = (u - w) * (u + w) / t / t
+                    dbb[k] = 2.0 * u * w / t / t
     elif op == HYPOT:
         for k in range(n):
             t = hypot(a[k], b[k])
@@ -261,9 +264,8 @@ cdef inline void op_eval(int op, Py_ssize_t n, const double* a, const double* b,
                 daa[k] = y[k]
     elif op == EXPM1:
         for k in range(n):
-            t = expm1(a[k])
-            y[k] = t
-            da[k] = t + 1.0
+            y[k] = expm1(a[k])
+            da[k] = exp(a[k])                  # not expm1(a) + 1, which loses exp(a) for a << 0
             db[k] = 0.0
         if second:
             for k in range(n):

@@ -8,7 +8,12 @@ the timer:
   ``F.hvp(x, v)`` and ``F.hessian(x)``; and, when installed, JAX's
   ``jit(jvp(grad(f)))`` (a Hessian-vector product) and ``jit(hessian(f))``, and
   CasADi SX Functions from ``casadi.jtimes`` (Hessian times v) and
-  ``casadi.hessian``.
+  ``casadi.hessian``.  A Hessian is timed in the form each engine returns
+  it (``hessian``: wengert's dense ndarray, CasADi's ``DM``) and converted to
+  what a Python user works with (``hessian-numpy``: a dense ndarray from
+  ``F.hessian(x)`` and ``DM.full()``; ``hessian-scipy``: a
+  ``scipy.sparse.csr_array`` from ``F.hessian(x, sparse=True)`` and
+  ``DM.sparse()``).
   ``extra_info`` holds n, rows and, for wengert, the cost as a multiple of a
   gradient replay measured in the same run (``vs_gradient``).
 
@@ -20,6 +25,7 @@ Run:
         --benchmark-group-by=group,param:workload
 """
 
+import functools
 import time
 
 import numpy as np
@@ -32,8 +38,7 @@ from wengert.workloads import WORKLOADS
 WORKLOAD_NAMES = ["rosenbrock-10", "rosenbrock-100", "rosenbrock-1000", "mlp"]
 # XLA compiles the unrolled scalar graph: minutes beyond a few thousand ops.
 JAX_TOO_SLOW = {"rosenbrock-1000", "mlp"}
-# CasADi's symbolic Hessian of the 20,575-op MLP and of n = 1,000 is slow to build.
-CASADI_HESSIAN_TOO_SLOW = {"rosenbrock-1000", "mlp"}
+HESSIAN_FORMS = ["hessian", "hessian-numpy", "hessian-scipy"]
 
 
 def _recorded(name):
@@ -54,13 +59,18 @@ def _gradient_seconds(F, x, repeats=200):
 
 
 @pytest.mark.parametrize("workload", WORKLOAD_NAMES)
-@pytest.mark.parametrize("method", ["value_and_grad", "jvp", "hvp", "hessian"])
+@pytest.mark.parametrize("method", ["value_and_grad", "jvp", "hvp", *HESSIAN_FORMS])
 def test_wengert(benchmark, workload, method):
     benchmark.group = "second-order"
     _, F, x, v = _recorded(workload)
     call = {"value_and_grad": lambda: F.value_and_grad(x), "jvp": lambda: F.jvp(x, v),
-            "hvp": lambda: F.hvp(x, v), "hessian": lambda: F.hessian(x)}[method]
-    rounds = 5 if method == "hessian" and x.size >= 300 else 50
+            "hvp": lambda: F.hvp(x, v), "hessian": lambda: F.hessian(x),
+            "hessian-numpy": lambda: F.hessian(x),
+            "hessian-scipy": lambda: F.hessian(x, sparse=True)}[method]
+    if method == "hessian-scipy":
+        pytest.importorskip("scipy")
+        np.testing.assert_array_equal(call().toarray(), F.hessian(x))
+    rounds = 5 if method.startswith("hessian") and x.size >= 300 else 50
     benchmark.pedantic(call, rounds=rounds, warmup_rounds=1)
     benchmark.extra_info.update(n=x.size, rows=len(F), vs_gradient=round(
         benchmark.stats.stats.min / _gradient_seconds(F, x), 2))
@@ -93,28 +103,41 @@ def test_jax(benchmark, workload, method):
     benchmark.extra_info.update(n=x.size)
 
 
+@functools.cache
+def _casadi_function(workload, method):
+    """The CasADi SX Function for ``method``, built once per session (the MLP's
+    symbolic Hessian takes about 15 s to build)."""
+    import casadi
+
+    size = len(WORKLOADS[workload].x0)
+    symbols = casadi.SX.sym("x", size)
+    output = WORKLOADS[workload].f([symbols[i] for i in range(size)],
+                                   _workloads.casadi_math())
+    if method == "hvp":
+        direction = casadi.SX.sym("v", size)
+        return casadi.Function("hvp", [symbols, direction], [casadi.jtimes(
+            casadi.gradient(output, symbols), symbols, direction)])
+    return casadi.Function("hessian", [symbols], [casadi.hessian(output, symbols)[0]])
+
+
 @pytest.mark.parametrize("workload", WORKLOAD_NAMES)
-@pytest.mark.parametrize("method", ["hvp", "hessian"])
+@pytest.mark.parametrize("method", ["hvp", *HESSIAN_FORMS])
 def test_casadi(benchmark, workload, method):
     casadi = pytest.importorskip("casadi")
-    if method == "hessian" and workload in CASADI_HESSIAN_TOO_SLOW:
-        pytest.skip("building CasADi's symbolic Hessian takes minutes")
     benchmark.group = "second-order"
-    spec, F, x, v = _recorded(workload)
-    symbols = casadi.SX.sym("x", x.size)
-    output = spec.f([symbols[i] for i in range(x.size)], _workloads.casadi_math())
+    _, F, x, v = _recorded(workload)
+    function = _casadi_function(workload, "hvp" if method == "hvp" else "hessian")
     if method == "hvp":
-        direction = casadi.SX.sym("v", x.size)
-        function = casadi.Function("hvp", [symbols, direction],
-                                   [casadi.jtimes(casadi.gradient(output, symbols), symbols,
-                                                  direction)])
         args = (casadi.DM(x), casadi.DM(v))
         expected = F.hvp(x, v)
     else:
-        function = casadi.Function("hessian", [symbols], [casadi.hessian(output, symbols)[0]])
         args = (casadi.DM(x),)
         expected = F.hessian(x)
     np.testing.assert_allclose(np.array(function(*args)).reshape(expected.shape), expected,
                                rtol=1e-9, atol=1e-9)
-    benchmark.pedantic(lambda: function(*args), rounds=50, warmup_rounds=1)
+    call = {"hvp": lambda: function(*args), "hessian": lambda: function(*args),
+            "hessian-numpy": lambda: function(*args).full(),
+            "hessian-scipy": lambda: function(*args).sparse()}[method]
+    rounds = 5 if method.startswith("hessian") and x.size >= 300 else 50
+    benchmark.pedantic(call, rounds=rounds, warmup_rounds=1)
     benchmark.extra_info.update(n=x.size)

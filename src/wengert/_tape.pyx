@@ -1324,8 +1324,12 @@ cdef void tangent_sweep_lanes(const int32_t* arg0, const int32_t* arg1,
         b = arg1[i] * lanes
         p = d0[i]
         q = d1[i]
-        for k in range(lanes):
-            tangent[i * lanes + k] = strong(p, tangent[a + k]) + strong(q, tangent[b + k])
+        if q == 0.0:        # unary ops, and constant second operands: one term
+            for k in range(lanes):
+                tangent[i * lanes + k] = strong(p, tangent[a + k])
+        else:
+            for k in range(lanes):
+                tangent[i * lanes + k] = strong(p, tangent[a + k]) + strong(q, tangent[b + k])
 
 
 cdef void second_order_sweep_lanes(const int32_t* arg0, const int32_t* arg1,
@@ -1348,6 +1352,31 @@ cdef void second_order_sweep_lanes(const int32_t* arg0, const int32_t* arg1,
         paa = daa[i]
         pab = dab[i]
         pbb = dbb[i]
+        if g == 0.0 or (paa == 0.0 and pab == 0.0 and pbb == 0.0):
+            # No second-order term (linear op, or off the path to the output): the
+            # adjoint tangents flow back like adjoints, and a zero partial adds nothing.
+            if p != 0.0:
+                for k in range(lanes):
+                    adjoint_tangent[a + k] += strong(p, adjoint_tangent[i * lanes + k])
+            if q != 0.0:
+                for k in range(lanes):
+                    adjoint_tangent[b + k] += strong(q, adjoint_tangent[i * lanes + k])
+            continue
+        if paa == 0.0 and pbb == 0.0:
+            # Only the cross term (a product): half the work of the general case.
+            for k in range(lanes):
+                gt = adjoint_tangent[i * lanes + k]
+                ta = tangent[a + k]
+                tb = tangent[b + k]
+                adjoint_tangent[a + k] += strong(p, gt) + strong(g, strong(pab, tb))
+                adjoint_tangent[b + k] += strong(q, gt) + strong(g, strong(pab, ta))
+            continue
+        if q == 0.0 and pab == 0.0 and pbb == 0.0:
+            # A unary op: nothing flows to the second operand.
+            for k in range(lanes):
+                gt = adjoint_tangent[i * lanes + k]
+                adjoint_tangent[a + k] += strong(p, gt) + strong(g, strong(paa, tangent[a + k]))
+            continue
         for k in range(lanes):
             r = i * lanes + k
             gt = adjoint_tangent[r]

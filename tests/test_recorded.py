@@ -158,6 +158,21 @@ def test_output_that_is_an_input_or_unrelated():
     assert F(np.array([4.0, 5.0])).tolist() == [4.0, 2.0, 15.0]
 
 
+@pytest.mark.parametrize("fun, gradient", [
+    (lambda v: wg.sin(v[0]), lambda x: [math.cos(x[0]), 0.0]),
+    (lambda v: wg.sin(v[1]) * v[0], lambda x: [math.sin(x[1]), x[0] * math.cos(x[1])]),
+    (lambda v: wg.exp(wg.sin(v[1])), lambda x: [0.0, math.cos(x[1]) * math.exp(math.sin(x[1]))]),
+])
+def test_first_computed_row_on_the_last_leaf(fun, gradient):
+    # No constants: the first computed row's operand is the last leaf row, where
+    # the reverse sweep's register carry must still land in memory.
+    x = np.array([0.3, 0.5])
+    F = wg.record(fun, x)
+    np.testing.assert_allclose(F.grad(x), gradient(x), rtol=1e-15)
+    np.testing.assert_allclose(F.grad(np.stack([x, x + 0.1]))[1], gradient(x + 0.1), rtol=1e-15)
+    np.testing.assert_allclose(wg.grad(fun)(x), gradient(x), rtol=1e-15)
+
+
 def test_out_arrays_are_filled_in_place():
     F = wg.record(rosenbrock, np.zeros(4))
     x = np.array([0.1, 0.2, 0.3, 0.4])

@@ -506,20 +506,41 @@ cdef void reverse_sweep(const int32_t* arg0, const int32_t* arg1,
     reverse mode): 1 on a tape, a replay's first computed row on its leaves-first
     copy (leaf rows pass nothing on)."""
     cdef Py_ssize_t i
-    cdef double g
+    cdef double g, carry = 0.0
+    cdef bint carried = False
     memset(adjoint, 0, (top + 1) * sizeof(double))
     adjoint[top] = seed
     for i in range(top, bottom - 1, -1):
+        # ``carry`` is row i + 1's contribution to row i when it was the last one,
+        # kept in a register: a chain of rows, each the operand of the next, then
+        # waits on an add rather than on a store and a load through memory.  It is
+        # added last, as it would have been: the same sums, bit for bit.
         g = adjoint[i]
+        if carried:
+            g += carry
+            adjoint[i] = g
+            carried = False
         # A product with an exact zero factor contributes nothing (README, conventions):
         # rows off the path to y have g == 0 and must not turn a gradient into NaN
         # through 0 * inf.  Skipping zero partials also spares the sentinel's adjoint
         # (the target of every unused operand) a read-modify-write chain through memory.
         if g != 0.0:
-            if d0[i] != 0.0:
-                adjoint[arg0[i]] += d0[i] * g
-            if d1[i] != 0.0:
-                adjoint[arg1[i]] += d1[i] * g
+            if d1[i] != 0.0 and arg1[i] == i - 1:      # operand b's comes last
+                if d0[i] != 0.0:
+                    adjoint[arg0[i]] += d0[i] * g
+                carry = d1[i] * g
+                carried = True
+            else:
+                if d0[i] != 0.0:
+                    if arg0[i] == i - 1:
+                        carry = d0[i] * g
+                        carried = True
+                    else:
+                        adjoint[arg0[i]] += d0[i] * g
+                if d1[i] != 0.0:
+                    adjoint[arg1[i]] += d1[i] * g
+    if carried:
+        adjoint[bottom - 1] += carry
 
 
 cdef bint _float64_vector(object x, Py_buffer* view, Py_ssize_t n) except -1:

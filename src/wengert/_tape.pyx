@@ -1178,10 +1178,11 @@ def minimum(x, y):
 GUARD_NAMES = ("<", "<=", "==", "!=", ">", ">=", "float", "int", "floor", "ceil", "round", "bool")
 
 # Points per workspace in a batched replay: enough for the inner loops to
-# vectorise, few enough that a chunk's rows stay in cache.
+# vectorise and to share each row's dispatch, few enough that a chunk's rows stay
+# in cache.  At least 16 (measured: the MLP's 22,000 rows 20% faster than with 8).
 cdef enum:
     MAX_CHUNK = 256
-    MIN_CHUNK = 8
+    MIN_CHUNK = 16
     CHUNK_BYTES = 1 << 21
     HESSIAN_LANE_BYTES = 12 << 20
 

@@ -18,6 +18,8 @@ directives = {
     "wraparound": False,
     "cdivision": True,          # C division: 1/0 = inf as IEEE-754, no ZeroDivisionError
     "embedsignature": True,
+    "embedsignature.format": "clinic",
+    "binding": False,
 }
 
 if sys.platform == "win32":

@@ -97,6 +97,77 @@ def test_a_new_tape_reuses_a_freed_tapes_buffers_safely():
     assert len(fresh) == 0 and fresh.var(2.0).grad == 0.0
 
 
+def ops_and_values(tape):
+    arrays = tape.to_arrays()
+    return arrays["op"].tolist(), arrays["value"].tolist()
+
+
+def test_a_repeated_number_reuses_its_constant_row():
+    with wg.Tape() as tape:
+        x = wg.var(0.5)
+        y = x
+        for _ in range(100):
+            y = y * 0.5 + 0.25
+        y.backward()
+    assert len(tape) == 1 + 2 + 2 * 100          # the input, 0.5 and 0.25 once, two ops a step
+    ops, values = ops_and_values(tape)
+    assert ops.count(0) == 1 + 2                 # CONST rows: the sentinel and the two numbers
+    assert values[2:4] == [0.5, 0.25]
+    assert x.grad == 0.5 ** 100 and y.value == pytest.approx(0.5, abs=1e-15)
+
+
+def test_the_constant_pool_tells_signed_zeros_and_nans_apart():
+    with wg.Tape() as tape:
+        x = wg.var(2.0)
+        ys = [x + 0.0, x + -0.0, x + 0.0, x * math.nan, x * math.nan, x * -math.nan]
+    ops, values = ops_and_values(tape)
+    constants = [(math.copysign(1.0, v), math.isnan(v)) for op, v in zip(ops[1:], values[1:])
+                 if op == 0]
+    assert len(constants) == 4                   # 0.0, -0.0, nan and -nan: one row each
+    assert ys[1].value == 2.0 and math.isnan(ys[3].value)
+    assert [y.index for y in ys[:3]] == [ys[0].index, ys[0].index + 2, ys[0].index + 3]
+
+
+def test_a_rewind_drops_pooled_constants_and_later_numbers_record_them_again():
+    tape = wg.Tape()
+    w = tape.var(3.0)
+    early = w * 2.0                             # 2.0 recorded before the mark: kept
+    mark = tape.mark()
+    for step in range(3):
+        y = (w * 2.0 + 7.0) * 7.0               # 7.0 recorded after the mark: dropped
+        assert len(tape) == mark + 4            # 2.0's row is reused, 7.0 is recorded again
+        assert tape.gradient(y, [w]).tolist() == [14.0] and y.value == 91.0
+        tape.rewind(mark)
+        tape.var(-7.0)                          # an INPUT row where 7.0 was: not a constant
+        z = w + 7.0
+        assert z.value == 10.0 and len(tape) == mark + 3
+        tape.rewind(mark)
+    assert early.value == 6.0
+
+
+def test_many_distinct_numbers_keep_their_values_and_both_engines_pool_alike():
+    from wengert import reference
+    rng = np.random.default_rng(7)
+    numbers = rng.choice(np.linspace(-4.0, 4.0, 41), size=400).tolist()   # collisions too
+    layouts = {}
+    for ns in (wg, reference):
+        with ns.Tape() as tape:
+            x = ns.var(1.5)
+            ys = [x * c for c in numbers]
+            total = sum(ys[1:], ys[0])
+        assert [y.value for y in ys] == [1.5 * c for c in numbers]
+        assert tape.gradient(total, [x])[0] == pytest.approx(sum(numbers), rel=1e-12)
+        if ns is wg:
+            arrays = tape.to_arrays()
+            names = [wg.OP_NAMES[op] for op in arrays["op"]]
+            layouts[ns] = (names, arrays["arg0"].tolist(), arrays["arg1"].tolist())
+        else:
+            layouts[ns] = (list(tape.op), list(tape.arg0), list(tape.arg1))
+    assert layouts[wg] == layouts[reference]
+    constants = layouts[wg][0].count("const") - 1          # the sentinel is not one
+    assert 41 <= constants < 400                             # each value once at least, reused
+
+
 def test_length_and_memory():
     tape = wg.Tape()
     assert len(tape) == 0

@@ -608,13 +608,17 @@ class Result:
         return self.ns_per_op is not None
 
 
-def _time_once(engine, workload):
-    """One timed evaluation; returns (record_ns, backward_ns)."""
+def _time_once(engine, workload, backward):
+    """One timed evaluation; returns (record_ns, backward_ns).
+
+    ``backward``: whether to run and time the engine's backward pass, decided by
+    the caller so that the timed region holds only the engine's own calls.
+    """
     inputs = engine.create_inputs(workload.x0)
     start = time.perf_counter_ns()
     output = engine.forward(workload, inputs)
     recorded = finished = time.perf_counter_ns()
-    if engine.has_backward and not engine.replays:
+    if backward:
         engine.backward(inputs, output)
         finished = time.perf_counter_ns()
     # Free the graph here, outside the timed region of the next evaluation.
@@ -633,7 +637,8 @@ def _time(engine, workload, settings):
         backward of another), every repeat's ``[record, backward]``, and the
         evaluations per repeat.
     """
-    record, backward = _time_once(engine, workload)  # warm-up and calibration
+    has_backward = engine.has_backward and not engine.replays
+    record, backward = _time_once(engine, workload, has_backward)  # warm-up and calibration
     one = max(record + backward, 1)
     number = max(1, math.ceil(settings.min_repeat_seconds * 1e9 / one))
     repeats = (settings.repeats_when_slow if one > settings.slow_seconds * 1e9
@@ -642,7 +647,7 @@ def _time(engine, workload, settings):
     for _ in range(repeats):
         record_sum = backward_sum = 0
         for _ in range(number):
-            record, backward = _time_once(engine, workload)
+            record, backward = _time_once(engine, workload, has_backward)
             record_sum += record
             backward_sum += backward
         raw.append([record_sum / number, backward_sum / number])

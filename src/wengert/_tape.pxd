@@ -14,7 +14,10 @@ adjoint, which nothing reads).
 Constants are rows too (op CONST, value = the constant), so a tape can be
 replayed at new inputs from its op codes, operand indices and CONST/INPUT
 values alone: for every other row, ``op_eval(op, value[arg0], value[arg1])``
-(``_optable.pxd``) recomputes the value and both partials.
+(``_optable.pxd``) recomputes the value and both partials.  A number in an
+expression (the ``0.01`` of ``y + 0.01``) reuses the row of an equal constant
+recorded earlier when the constant pool below still points at it, so a loop
+that adds 0.01 at every step records one CONST row, not one per step.
 
 Per row: 1 (op) + 4 + 4 (operands) + 8 + 8 (partials) + 8 (value) = 33 bytes,
 plus 8 bytes of adjoint once a backward pass has run.
@@ -25,6 +28,10 @@ from libc.stdint cimport int32_t, uint8_t, uint64_t
 
 
 cdef class Var
+
+cdef enum:
+    CONSTANT_SLOT_BITS = 4                       # wengert.reference uses the same pool
+    CONSTANT_SLOTS = 1 << CONSTANT_SLOT_BITS     # slots of a tape's constant pool
 
 
 @cython.final
@@ -64,10 +71,17 @@ cdef class Tape:
         list        _tokens           # ContextVar tokens of nested `with tape:` blocks
         public list guards            # recording for replay: (GuardKind, row a, row b, expected)
                                       # for every comparison/conversion of a Var; None otherwise
+        # -- the constant pool (not part of the layout: a cache) ---------------
+        # Row of a recent CONST row per slot, the slot chosen by the constant's
+        # bits (push_constant).  An entry is trusted only while that row still
+        # exists and still holds a CONST of exactly those bits, so rewinds,
+        # resets and reused buffers need no bookkeeping.  0: empty.
+        Py_ssize_t  constant_rows[CONSTANT_SLOTS]
 
     cdef int _grow(self, Py_ssize_t min_rows) except -1
     cdef Py_ssize_t push(self, int op, Py_ssize_t a, Py_ssize_t b) except -1
     cdef Py_ssize_t push_leaf(self, int op, double value) except -1
+    cdef Py_ssize_t push_constant(self, double value) except -1
     cdef Var new_var(self, Py_ssize_t row)
     cdef int check_alive(self, Var v) except -1
     cdef int _revalidate(self, Var v) except -1

@@ -78,6 +78,7 @@ cdef struct RowBuffers:
 cdef RowBuffers spare            # capacity 0: nothing spare
 cdef enum:
     SPARE_BYTES = 64 << 20
+    GIL_RELEASE_ROWS = 1024       # shorter reverse sweeps run with the GIL held (Tape._sweep)
 
 
 # --------------------------------------------------------------------------
@@ -231,6 +232,23 @@ cdef class Tape:
         self.value[i] = value
         self.n_rows = i + 1
         return i
+
+    cdef Py_ssize_t push_constant(self, double value) except -1:
+        """The row of a CONST holding exactly ``value``: an earlier one from the
+        constant pool when it still holds those bits (-0.0 and 0.0 differ; a NaN
+        matches its own payload), else a new row, remembered in the pool."""
+        cdef uint64_t bits, held
+        memcpy(&bits, &value, sizeof(double))
+        # Fibonacci hashing: the top bits of bits * 2^64 / golden ratio.
+        cdef Py_ssize_t slot = <Py_ssize_t>((bits * 0x9E3779B97F4A7C15ULL) >> (64 - CONSTANT_SLOT_BITS))
+        cdef Py_ssize_t row = self.constant_rows[slot]
+        if 0 < row < self.n_rows and self.op[row] == CONST:
+            memcpy(&held, &self.value[row], sizeof(double))
+            if held == bits:
+                return row
+        row = self.push_leaf(CONST, value)
+        self.constant_rows[slot] = row
+        return row
 
     cdef Var new_var(self, Py_ssize_t row):
         cdef Var v = Var.__new__(Var)
@@ -419,12 +437,20 @@ cdef class Tape:
             raise RuntimeError("another thread is running a backward pass on this tape; "
                                "use one tape per thread (wg.grad and wg.record do)")
         self._prepare_adjoint()
-        self.sweeping += 1
-        try:
-            with nogil:
-                reverse_sweep(self.arg0, self.arg1, self.d0, self.d1, self.adjoint, top, seed, 1)
-        finally:
-            self.sweeping -= 1
+        if top < GIL_RELEASE_ROWS:
+            # Releasing and retaking the GIL costs about as much as sweeping a few
+            # hundred rows, and no other thread could use so short a window (numpy
+            # keeps the GIL for small arrays likewise).  Nothing here can raise or
+            # run Python code, so no other thread sees the tape mid-sweep.
+            reverse_sweep(self.arg0, self.arg1, self.d0, self.d1, self.adjoint, top, seed, 1)
+        else:
+            self.sweeping += 1
+            try:
+                with nogil:
+                    reverse_sweep(self.arg0, self.arg1, self.d0, self.d1, self.adjoint, top,
+                                  seed, 1)
+            finally:
+                self.sweeping -= 1
         self.grad_rows = top + 1
         self.backward_passes += 1
         return 0
@@ -613,7 +639,7 @@ cdef inline int alive(Var v) except -1:
 cdef object record_binary(int op, object left, object right):
     """Record ``op(left, right)`` where at least one side is a Var.
 
-    A number on either side becomes a CONST row.  Returns NotImplemented for
+    A number on either side becomes a CONST row (or reuses one, push_constant).  Returns NotImplemented for
     any other type, so Python raises its usual TypeError.
     """
     cdef Var a, b
@@ -635,7 +661,7 @@ cdef object record_binary(int op, object left, object right):
         elif as_double(right, &constant):
             alive(a)
             tape = a.tape
-            ib = tape.push_leaf(CONST, constant)
+            ib = tape.push_constant(constant)
             if op == POW:
                 op = POW_CONST           # the exponent's partial is never needed
             i = tape.push(op, a.index, ib)
@@ -652,7 +678,7 @@ cdef object record_binary(int op, object left, object right):
             return NotImplemented
         alive(b)
         tape = b.tape
-        ia = tape.push_leaf(CONST, constant)
+        ia = tape.push_constant(constant)
         i = tape.push(op, ia, b.index)
         tape.d0[i] = 0.0                 # the constant's partial, as above
         return tape.new_var(i)
@@ -937,7 +963,7 @@ cdef int log_comparison(Var v, int how, Py_ssize_t row_b, double b, bint outcome
     if v.tape.guards is None:
         return 0
     if row_b < 0:
-        row_b = v.tape.push_leaf(CONST, b)
+        row_b = v.tape.push_constant(b)
     v.tape.guards.append((how, v.index, row_b, 1.0 if outcome else 0.0))
     return 0
 

@@ -20,6 +20,7 @@ the pure-Python baseline in the benchmarks, and as a text to learn from.
 
 import contextvars
 import math
+import struct
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -274,6 +275,14 @@ RULES = {
 
 _current_tape = contextvars.ContextVar("wengert_reference_tape", default=None)
 
+CONSTANT_SLOT_BITS = 4                          # a pool of 16 constants per tape
+CONSTANT_SLOTS = 2 ** CONSTANT_SLOT_BITS
+
+
+def _bits(x):
+    """The 64 bits of the float ``x`` as an int."""
+    return struct.unpack("<Q", struct.pack("<d", x))[0]
+
 
 class Tape:
     """A Wengert list: one row per operation, kept as parallel lists (columns).
@@ -284,7 +293,8 @@ class Tape:
     second-order loop (``hvp``) computes them from the values when asked.
     Row 0 is a sentinel constant 0.0: rows with fewer than two operands point
     the missing ones at it with partial 0.0, so the backward loop needs no
-    special case.  Operands always come
+    special case.  A number in an expression becomes a const row, or reuses an
+    equal one from the constant pool (``constant``).  Operands always come
     before their results, so one loop from the output down visits every row
     after all of its uses: no recursion, no topological sort.
 
@@ -305,6 +315,7 @@ class Tape:
         self.adjoint = []                      # filled by backward: d y / d row
         self.tangent = []                      # filled by tangents: d row / dt along a direction
         self.adjoint_tangent = []              # filled by hvp: d adjoint / dt along it
+        self.constant_rows = [0] * CONSTANT_SLOTS   # the constant pool; 0: empty
         self._tokens = []
 
     def __enter__(self):
@@ -367,8 +378,26 @@ class Tape:
     def operand(self, x, where):
         """Row index of ``x``: a Var of this tape, or a number recorded as a const row."""
         if isinstance(x, (int, float)):
-            return self.push("const", 0, 0, 0.0, 0.0, float(x)).index
+            return self.constant(float(x))
         return self.row(x, where)
+
+    def constant(self, x):
+        """Row of a const holding exactly ``x``: an earlier one if the constant pool
+        still points at it, else a new row, which the pool then remembers.
+
+        The pool is a small cache: slot ``(bits * 0x9E3779B97F4A7C15 mod 2**64) >> 60``
+        of the float's 64 bits, as in the compiled engine, so both engines record the
+        same rows.  An entry counts only while its row exists and holds those exact
+        bits (0.0 and -0.0 differ), so rewinds need no bookkeeping.
+        """
+        bits = _bits(x)
+        slot = (bits * 0x9E3779B97F4A7C15 % 2**64) >> (64 - CONSTANT_SLOT_BITS)
+        row = self.constant_rows[slot]
+        if 0 < row < len(self.value) and self.op[row] == "const" and _bits(self.value[row]) == bits:
+            return row
+        row = self.push("const", 0, 0, 0.0, 0.0, x).index
+        self.constant_rows[slot] = row
+        return row
 
     def backward(self, y, seed=1.0):
         """Set ``v.grad`` to d(seed * y)/dv for every v recorded up to ``y``.

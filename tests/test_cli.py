@@ -93,7 +93,7 @@ def test_bench_quick_writes_table_and_json_schema(tmp_path):
         if engine == "floats":
             assert row["gradient_errors"] == {} and row["floor_ns_per_op"] is None
             continue
-        # Every ratio is to plain floats timed in the same process, just before.
+        # Every ratio is to plain floats timed in the same process, repeats interleaved.
         assert len(row["floor_raw_repeats_ns"]) >= 5
         assert row["ratio_to_floor"] == pytest.approx(row["ns_per_op"] / row["floor_ns_per_op"])
         # Checked against two independent oracles (an engine is not its own oracle).
@@ -313,6 +313,30 @@ def test_micrograd_lacks_sin_and_is_retried_past_its_recursion_limit():
     out = io.StringIO()
     _bench.print_report([_bench.asdict(result)], SETTINGS, out)
     assert "recursion limit raised to" in out.getvalue()
+
+
+class Logged(_bench.FloatEngine):
+    """Plain floats that log the name given at each evaluation to ``log``."""
+
+    def __init__(self, name, log):
+        self.name, self.log = name, log
+
+    def forward(self, workload, inputs):
+        self.log.append(self.name)
+        return super().forward(workload, inputs)
+
+
+def test_the_floor_is_timed_in_repeats_alternating_with_the_engine():
+    log = []
+    engine, floor = Logged("engine", log), Logged("floor", log)
+    workload = WORKLOADS["rosenbrock-10"]
+    record, backward, raw, number, floor_raw = _bench._time(engine, workload, SETTINGS, floor)
+    assert len(raw) == len(floor_raw) == SETTINGS.repeats and number >= 1
+    assert backward == 0 and [record, 0] in raw
+    # Calibration runs each once (the engine, then the floor); then whole repeats
+    # alternate, the floor first, so runs of one engine's evaluations alternate too.
+    runs = [name for k, name in enumerate(log) if k == 0 or log[k - 1] != name]
+    assert runs == ["engine"] + ["floor", "engine"] * SETTINGS.repeats
 
 
 # -- checks and failures, in process ----------------------------------------------------

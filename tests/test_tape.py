@@ -133,14 +133,18 @@ def test_a_rewind_drops_pooled_constants_and_later_numbers_record_them_again():
     w = tape.var(3.0)
     early = w * 2.0                             # 2.0 recorded before the mark: kept
     mark = tape.mark()
-    for step in range(3):
-        y = (w * 2.0 + 7.0) * 7.0               # 7.0 recorded after the mark: dropped
-        assert len(tape) == mark + 4            # 2.0's row is reused, 7.0 is recorded again
+    for occupant in (tape.var, tape.constant):
+        y = (w * 2.0 + 7.0) * 7.0               # rows: mul, const 7.0, add, mul
+        assert len(tape) == mark + 4            # 2.0's row is reused, 7.0's recorded once
         assert tape.gradient(y, [w]).tolist() == [14.0] and y.value == 91.0
         tape.rewind(mark)
-        tape.var(-7.0)                          # an INPUT row where 7.0 was: not a constant
+        # Where 7.0's row was, an input holding 7.0 (its value may change later),
+        # or a constant 8.0: neither may stand for the number 7.0.
+        tape.var(0.0)
+        occupant(7.0 if occupant is tape.var else 8.0)
         z = w + 7.0
-        assert z.value == 10.0 and len(tape) == mark + 3
+        assert z.value == 10.0 and len(tape) == mark + 4
+        assert tape.to_arrays()["op"][z.index - 1] == 0 and tape.to_arrays()["value"][-2] == 7.0
         tape.rewind(mark)
     assert early.value == 6.0
 

@@ -11,7 +11,8 @@ Methodology, for each (engine, workload) cell:
    or a leak costs one cell, and no engine inherits another's warm caches,
    allocations or imported modules.
 2. In that process the plain-float evaluation of the workload (the floor) is
-   timed first, then the engine; every ratio is to that floor.
+   timed beside the engine, their repeats alternating; every ratio is to that
+   floor.
 3. Before any time is taken, the engine's value is checked against plain
    floats and its gradient against wengert's and the pure-Python reference
    engine's (two independent implementations).  A mismatch is reported
@@ -167,7 +168,7 @@ class TapeEngine(Engine):
             return workload.f(inputs.variables, self.math)
 
     def backward(self, inputs, output):
-        inputs.tape.backward(output)
+        output.backward()                # as users call it (and as micrograd's adapter does)
 
     def value(self, output):
         return output.value
@@ -571,8 +572,8 @@ class Result:
     ``replay_ns_per_op`` (one call returning value and gradient) and
     ``prepare_seconds`` (its one untimed ``wengert.record``, compile or
     build).  ``ns_per_op`` is whichever of total and replay applies, and
-    ``floor_ns_per_op`` the plain-float evaluation timed in the same process
-    just before.  For a batched engine every time is per point.
+    ``floor_ns_per_op`` the plain-float evaluation timed in the same process,
+    its repeats alternating with the engine's.  For a batched engine every time is per point.
     """
 
     workload: str
@@ -614,46 +615,76 @@ def _time_once(engine, workload, backward):
     ``backward``: whether to run and time the engine's backward pass, decided by
     the caller so that the timed region holds only the engine's own calls.
     """
+    clock = time.perf_counter_ns            # looked up outside the timed regions
     inputs = engine.create_inputs(workload.x0)
-    start = time.perf_counter_ns()
+    start = clock()
     output = engine.forward(workload, inputs)
-    recorded = finished = time.perf_counter_ns()
+    recorded = finished = clock()
     if backward:
         engine.backward(inputs, output)
-        finished = time.perf_counter_ns()
+        finished = clock()
     # Free the graph here, outside the timed region of the next evaluation.
     del inputs, output
     return recorded - start, finished - recorded
 
 
-def _time(engine, workload, settings):
-    """Times ``engine`` on ``workload``.
-
-    Returns:
-        ``(record_ns, backward_ns, raw, number)``: the per-evaluation times of
-        the repeat with the median total (so record + backward = total
-        exactly; medians taken column by column need not add up when a
-        garbage collection lands in the recording of one repeat and in the
-        backward of another), every repeat's ``[record, backward]``, and the
-        evaluations per repeat.
-    """
-    has_backward = engine.has_backward and not engine.replays
-    record, backward = _time_once(engine, workload, has_backward)  # warm-up and calibration
+def _calibrate(engine, workload, settings):
+    """One untimed-for-the-record evaluation: ``(evaluations per repeat, repeats)``."""
+    record, backward = _time_once(engine, workload, _times_backward(engine))
     one = max(record + backward, 1)
     number = max(1, math.ceil(settings.min_repeat_seconds * 1e9 / one))
     repeats = (settings.repeats_when_slow if one > settings.slow_seconds * 1e9
                else settings.repeats)
-    raw = []
-    for _ in range(repeats):
-        record_sum = backward_sum = 0
-        for _ in range(number):
-            record, backward = _time_once(engine, workload, has_backward)
-            record_sum += record
-            backward_sum += backward
-        raw.append([record_sum / number, backward_sum / number])
+    return number, repeats
+
+
+def _times_backward(engine):
+    return engine.has_backward and not engine.replays
+
+
+def _repeat(engine, workload, number):
+    """One repeat: ``[record, backward]`` ns per evaluation, averaged over ``number``."""
+    has_backward = _times_backward(engine)
+    record_sum = backward_sum = 0
+    for _ in range(number):
+        record, backward = _time_once(engine, workload, has_backward)
+        record_sum += record
+        backward_sum += backward
+    return [record_sum / number, backward_sum / number]
+
+
+def _median_repeat(raw):
+    """The repeat with the median total (the lower one for an even count).
+
+    Taken whole, so record + backward = total exactly: medians taken column by
+    column need not add up when a garbage collection lands in the recording of
+    one repeat and in the backward of another.
+    """
     by_total = sorted(raw, key=lambda split: split[0] + split[1])
-    record, backward = by_total[(len(by_total) - 1) // 2]  # the (lower) median repeat
-    return record, backward, raw, number
+    return by_total[(len(by_total) - 1) // 2]
+
+
+def _time(engine, workload, settings, floor=None):
+    """Times ``engine`` on ``workload``, and ``floor`` (plain floats) beside it.
+
+    With a ``floor``, the two engines' repeats alternate (floor, engine, floor,
+    ...), so a machine that changes speed every few seconds, as shared VMs
+    do, slows both alike and their ratio stays meaningful.
+
+    Returns:
+        ``(record_ns, backward_ns, raw, number, floor_raw)``: the per-evaluation
+        times of the median repeat, every repeat's ``[record, backward]``, the
+        evaluations per repeat, and the floor's repeats (empty without one).
+    """
+    number, repeats = _calibrate(engine, workload, settings)
+    floor_number = _calibrate(floor, workload, settings)[0] if floor is not None else 0
+    raw, floor_raw = [], []
+    for _ in range(repeats):
+        if floor is not None:
+            floor_raw.append(_repeat(floor, workload, floor_number))
+        raw.append(_repeat(engine, workload, number))
+    record, backward = _median_repeat(raw)
+    return record, backward, raw, number, floor_raw
 
 
 def _on_deep_stack(function, limit):
@@ -681,7 +712,8 @@ def _on_deep_stack(function, limit):
     return outcome["value"]
 
 
-def _check_and_time(engine, workload, settings, expected_value, expected_gradients, result):
+def _check_and_time(engine, workload, settings, expected_value, expected_gradients, result,
+                    floor):
     if engine.replays:
         start = time.perf_counter()
         engine.prepare(workload)
@@ -701,7 +733,7 @@ def _check_and_time(engine, workload, settings, expected_value, expected_gradien
     elif settings.max_evaluation_seconds and seconds > settings.max_evaluation_seconds:
         raise _TooSlow(f"checked, but one evaluation takes {seconds:.1f} s, over the "
                        f"{settings.max_evaluation_seconds:g} s budget of --quick")
-    return _time(engine, workload, settings)
+    return _time(engine, workload, settings, floor)
 
 
 class _TooSlow(Exception):
@@ -718,7 +750,8 @@ def measure(engine, workload, settings, expected_value, expected_gradients, floo
         expected_value: plain floats' value.
         expected_gradients: ``{oracle name: gradient}``, e.g. wengert's and
             the reference engine's (``wengert.bench.expected_results``).
-        floor: time plain floats first, in this process, for the ratio.
+        floor: time plain floats too, in this process, repeats alternating with
+            the engine's, for the ratio.
 
     Returns:
         A ``Result``.  Exceptions from the engine become ``status="failed"``
@@ -731,23 +764,20 @@ def measure(engine, workload, settings, expected_value, expected_gradients, floo
     if reason:
         result.status, result.reason = "unsupported", reason
         return result
-    if floor and not isinstance(engine, FloatEngine):
-        record, _, raw, _ = _time(FloatEngine(), workload, settings)
-        result.floor_ns_per_op = record / workload.ops
-        result.floor_raw_repeats_ns = raw
+    floor_engine = FloatEngine() if floor and not isinstance(engine, FloatEngine) else None
 
     def attempt():
         return _check_and_time(engine, workload, settings, expected_value,
-                               expected_gradients, result)
+                               expected_gradients, result, floor_engine)
 
     try:
         try:
-            record, backward, raw, number = attempt()
+            record, backward, raw, number, floor_raw = attempt()
         except RecursionError:
             default = sys.getrecursionlimit()
             limit = max(100_000, 20 * workload.ops)
             result.status, result.reason = "ok", ""
-            record, backward, raw, number = _on_deep_stack(attempt, limit)
+            record, backward, raw, number, floor_raw = _on_deep_stack(attempt, limit)
             result.recursion_limit = limit
             result.note = (f"RecursionError at the default recursion limit ({default:,}); "
                            f"retried with sys.setrecursionlimit({limit:,})")
@@ -765,6 +795,9 @@ def measure(engine, workload, settings, expected_value, expected_gradients, floo
         result.reason = f"{type(error).__name__}: {error}"
         return result
     points, ops = engine.points, workload.ops
+    if floor_raw:
+        result.floor_ns_per_op = _median_repeat(floor_raw)[0] / ops
+        result.floor_raw_repeats_ns = floor_raw
     total = (record + backward) / points
     if engine.replays:
         result.replay_ns_per_op = total / ops

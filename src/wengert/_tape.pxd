@@ -46,7 +46,9 @@ cdef class Tape:
         double*     d1                # d value / d value[arg1]; 0 for unary ops and constants
         double*     value             # the row's value; for CONST and INPUT rows, the data itself
         Py_ssize_t  n_rows            # rows in use, the sentinel included (>= 1)
-        Py_ssize_t  capacity          # rows allocated in each column above
+        Py_ssize_t  capacity          # rows that may be used: pushing row `capacity` grows the
+                                      # columns (a Replay lowers it to n_rows, so pushes fail)
+        Py_ssize_t  allocated         # rows allocated in each column above (>= capacity)
 
         # -- gradients -------------------------------------------------------
         double*     adjoint           # d y / d value[i] after backward(y); made by a first backward

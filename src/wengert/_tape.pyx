@@ -56,13 +56,15 @@ _current_tape = ContextVar("wengert_current_tape", default=None)
 
 
 # --------------------------------------------------------------------------
-# One spare set of row buffers
+# Spare sets of row buffers
 # --------------------------------------------------------------------------
 # A new tape's memory costs a page fault per 4 KiB on first touch, which
 # doubles the recording time of a tape used once (wg.grad records on a fresh
 # tape at every call).  A freed tape therefore leaves its buffers here, up to
-# SPARE_BYTES, for the next tape to reuse.  Only touched with the GIL held
-# (Tape.__cinit__ and __dealloc__), so no lock is needed.
+# SPARE_BYTES in all, for the next tape to reuse.  Several sets, because
+# wg.record holds two tapes at once (the recording and its replay's reordered
+# copy), next to whatever tapes the caller keeps.  Only
+# touched with the GIL held (Tape.__cinit__ and __dealloc__), so no lock is needed.
 
 cdef struct RowBuffers:
     uint8_t*   op
@@ -75,9 +77,16 @@ cdef struct RowBuffers:
     double*    adjoint
     Py_ssize_t adjoint_capacity
 
-cdef RowBuffers spare            # capacity 0: nothing spare
 cdef enum:
-    SPARE_BYTES = 64 << 20
+    SPARE_SETS = 3
+    SPARE_BYTES = 64 << 20               # all sets together
+cdef RowBuffers spares[SPARE_SETS]     # capacity 0: nothing spare in that set
+
+
+cdef inline Py_ssize_t spare_bytes(const RowBuffers* buffers) noexcept nogil:
+    return 0 if buffers.capacity == 0 else (
+        buffers.capacity * ROW_BYTES + buffers.adjoint_capacity * sizeof(double))
+cdef enum:
     GIL_RELEASE_ROWS = 1024       # shorter reverse sweeps run with the GIL held (Tape._sweep)
 
 
@@ -151,11 +160,17 @@ cdef class Tape:
     def __cinit__(self, Py_ssize_t capacity=1024):
         if capacity < 1 or capacity >= INT32_MAX:
             raise ValueError(f"capacity must be between 1 and {INT32_MAX - 1} rows, got {capacity}")
+        cdef RowBuffers* spare = NULL
+        cdef Py_ssize_t k
         self._tokens = []
-        if spare.capacity > capacity:
+        for k in range(SPARE_SETS):     # the largest spare set that fits: a tape grows
+            if spares[k].capacity > capacity and (
+                    spare == NULL or spares[k].capacity > spare.capacity):
+                spare = &spares[k]
+        if spare != NULL:
             self.op, self.arg0, self.arg1 = spare.op, spare.arg0, spare.arg1
             self.d0, self.d1, self.value = spare.d0, spare.d1, spare.value
-            self.capacity = spare.capacity
+            self.capacity = self.allocated = spare.capacity
             self.adjoint, self.adjoint_capacity = spare.adjoint, spare.adjoint_capacity
             spare.capacity = 0
         else:
@@ -170,14 +185,21 @@ cdef class Tape:
         self.n_rows = 1
 
     def __dealloc__(self):
+        cdef RowBuffers* spare = NULL
+        cdef Py_ssize_t k, held = 0
         free(self.cut_epoch); free(self.cut_rows)
-        if self.capacity > 0 and spare.capacity == 0 \
-                and self.capacity * ROW_BYTES + self.adjoint_capacity * 8 <= SPARE_BYTES:
-            spare.op, spare.arg0, spare.arg1 = self.op, self.arg0, self.arg1
-            spare.d0, spare.d1, spare.value = self.d0, self.d1, self.value
-            spare.capacity = self.capacity
-            spare.adjoint, spare.adjoint_capacity = self.adjoint, self.adjoint_capacity
-            return
+        for k in range(SPARE_SETS):
+            held += spare_bytes(&spares[k])
+            if spares[k].capacity == 0:
+                spare = &spares[k]
+        if self.allocated > 0 and spare != NULL:
+            spare.capacity, spare.adjoint_capacity = self.allocated, self.adjoint_capacity
+            if held + spare_bytes(spare) <= SPARE_BYTES:
+                spare.op, spare.arg0, spare.arg1 = self.op, self.arg0, self.arg1
+                spare.d0, spare.d1, spare.value = self.d0, self.d1, self.value
+                spare.adjoint = self.adjoint
+                return
+            spare.capacity = 0                    # all spare sets together stay within the cap
         free(self.op); free(self.arg0); free(self.arg1)
         free(self.d0); free(self.d1); free(self.value)
         free(self.adjoint)
@@ -203,7 +225,7 @@ cdef class Tape:
         safe_realloc(<void**>&self.d0, new_capacity, sizeof(double))
         safe_realloc(<void**>&self.d1, new_capacity, sizeof(double))
         safe_realloc(<void**>&self.value, new_capacity, sizeof(double))
-        self.capacity = new_capacity
+        self.capacity = self.allocated = new_capacity
         return 0
 
     cdef Py_ssize_t push(self, int op, Py_ssize_t a, Py_ssize_t b) except -1:
@@ -307,7 +329,7 @@ cdef class Tape:
     @property
     def allocated_nbytes(self):
         """Bytes allocated: row capacity, the adjoint buffer and the rewind stack."""
-        return (self.capacity * ROW_BYTES + self.adjoint_capacity * sizeof(double)
+        return (self.allocated * ROW_BYTES + self.adjoint_capacity * sizeof(double)
                 + self.cuts_capacity * (sizeof(uint64_t) + sizeof(Py_ssize_t)))
 
     def __repr__(self):
@@ -1497,13 +1519,17 @@ cdef class Replay:
             # reaches _grow, which refuses (frozen), so no row ever changes.
             self.tape.frozen = True
             self.tape.capacity = self.tape.n_rows
-            self.inputs = np.array(source[1], dtype=np.int32)
-            self.outputs = np.array(source[2], dtype=np.int32)
-            kind, a, b, expected = zip(*source[3]) if source[3] else ((), (), (), ())
-            self.guard_kind = np.array(kind, dtype=np.uint8)
-            self.guard_a = np.array(a, dtype=np.int32)
-            self.guard_b = np.array(b, dtype=np.int32)
-            self.guard_expected = np.array(expected, dtype=np.float64)
+            self.inputs = _row_array(source[1])
+            self.outputs = _row_array(source[2])
+            if source[3]:
+                kind, a, b, expected = zip(*source[3])
+                self.guard_kind = np.array(kind, dtype=np.uint8)
+                self.guard_a = np.array(a, dtype=np.int32)
+                self.guard_b = np.array(b, dtype=np.int32)
+                self.guard_expected = np.array(expected, dtype=np.float64)
+            else:                                # empty, so sharing them is safe
+                self.guard_kind, self.guard_expected = NO_GUARD_KINDS, NO_GUARD_VALUES
+                self.guard_a = self.guard_b = NO_GUARD_ROWS
         elif len(source) == len(REPLAY_ARRAYS):
             self._rebuild(*_validated_replay_arrays(*source))
         else:
@@ -1523,6 +1549,7 @@ cdef class Replay:
         cdef Py_ssize_t rows = old.n_rows, i, j, leaves = 0
         where_array = np.empty(rows, dtype=np.int32)
         cdef int32_t[::1] where = where_array     # where[i]: the new index of row i
+        cdef int32_t[::1] rows_of
         for i in range(rows):
             if op_arity(old.op[i]) == 0:
                 where[i] = <int32_t>leaves
@@ -1534,22 +1561,16 @@ cdef class Replay:
                 where[i] = <int32_t>j
                 j += 1
         tape = Tape(capacity=rows)
-        for i in range(rows):
-            j = where[i]
-            tape.op[j] = old.op[i]
-            tape.arg0[j] = where[old.arg0[i]]    # row 0 (the sentinel) stays row 0
-            tape.arg1[j] = where[old.arg1[i]]
-            tape.d0[j] = old.d0[i]
-            tape.d1[j] = old.d1[i]
-            tape.value[j] = old.value[i]
+        _renumber_rows(old.op, old.arg0, old.arg1, old.d0, old.d1, old.value, &where[0], rows,
+                       tape.op, tape.arg0, tape.arg1, tape.d0, tape.d1, tape.value)
         tape.n_rows = rows
         tape.frozen = True                       # taken over: see __cinit__
         tape.capacity = rows
         self.tape = tape
-        self.inputs = where_array[self.inputs]
-        self.outputs = where_array[self.outputs]
-        self.guard_a = where_array[self.guard_a]
-        self.guard_b = where_array[self.guard_b]
+        # The row arrays are this replay's own copies: renumbered in place.
+        for rows_of in (self.inputs, self.outputs, self.guard_a, self.guard_b):
+            for i in range(rows_of.shape[0]):
+                rows_of[i] = where[rows_of[i]]
 
     def _rebuild(self, op, arg0, arg1, value, inputs, outputs,
                  guard_kind, guard_a, guard_b, guard_expected):
@@ -1569,12 +1590,13 @@ cdef class Replay:
             else:
                 tape.push(op_view[i], arg0_view[i], arg1_view[i])
         self.tape = tape
-        self.inputs = inputs
-        self.outputs = outputs
-        self.guard_kind = guard_kind
-        self.guard_a = guard_a
-        self.guard_b = guard_b
-        self.guard_expected = guard_expected
+        # Copies: the caller's arrays may change later, this replay's never do.
+        self.inputs = np.array(inputs)
+        self.outputs = np.array(outputs)
+        self.guard_kind = np.array(guard_kind)
+        self.guard_a = np.array(guard_a)
+        self.guard_b = np.array(guard_b)
+        self.guard_expected = np.array(guard_expected)
 
     def _check_ends(self):
         """Inputs: distinct INPUT rows, at least one; outputs: rows; guards: known
@@ -2130,6 +2152,42 @@ REPLAY_ARRAYS = ("op", "arg0", "arg1", "value", "inputs", "outputs",
 REPLAY_DTYPES = dict(op=np.uint8, arg0=np.int32, arg1=np.int32, value=np.float64,
                      inputs=np.int32, outputs=np.int32, guard_kind=np.uint8,
                      guard_a=np.int32, guard_b=np.int32, guard_expected=np.float64)
+
+
+NO_GUARD_KINDS = np.empty(0, dtype=np.uint8)
+NO_GUARD_ROWS = np.empty(0, dtype=np.int32)
+NO_GUARD_VALUES = np.empty(0, dtype=np.float64)
+
+
+cdef void _renumber_rows(const uint8_t* op, const int32_t* arg0, const int32_t* arg1,
+                         const double* d0, const double* d1, const double* value,
+                         const int32_t* where, Py_ssize_t rows,
+                         uint8_t* new_op, int32_t* new_arg0, int32_t* new_arg1,
+                         double* new_d0, double* new_d1, double* new_value) noexcept nogil:
+    """Copy row i of the first six columns to row where[i] of the others, operands
+    renumbered (row 0, the sentinel, stays row 0).  Column by column: each loop
+    streams one array, so the pointers stay in registers and stores never wait."""
+    cdef Py_ssize_t i
+    for i in range(rows):
+        new_op[where[i]] = op[i]
+    for i in range(rows):
+        new_arg0[where[i]] = where[arg0[i]]
+    for i in range(rows):
+        new_arg1[where[i]] = where[arg1[i]]
+    for i in range(rows):
+        new_d0[where[i]] = d0[i]
+    for i in range(rows):
+        new_d1[where[i]] = d1[i]
+    for i in range(rows):
+        new_value[where[i]] = value[i]
+
+
+cdef object _row_array(object rows):
+    """Row numbers as a new int32 array; a range of rows (wengert.record's inputs)
+    without a Python loop over its items."""
+    if type(rows) is range and rows.step == 1 and 0 <= rows.start <= rows.stop <= INT32_MAX:
+        return np.arange(rows.start, rows.stop, dtype=np.int32)
+    return np.array(rows, dtype=np.int32)
 
 
 def _validated_replay_arrays(*given):

@@ -262,7 +262,8 @@ cdef class Tape:
         cdef uint64_t bits, held
         memcpy(&bits, &value, sizeof(double))
         # Fibonacci hashing: the top bits of bits * 2^64 / golden ratio.
-        cdef Py_ssize_t slot = <Py_ssize_t>((bits * 0x9E3779B97F4A7C15ULL) >> (64 - CONSTANT_SLOT_BITS))
+        cdef Py_ssize_t slot = <Py_ssize_t>(
+            (bits * 0x9E3779B97F4A7C15ULL) >> (64 - CONSTANT_SLOT_BITS))
         cdef Py_ssize_t row = self.constant_rows[slot]
         if 0 < row < self.n_rows and self.op[row] == CONST:
             memcpy(&held, &self.value[row], sizeof(double))
@@ -661,8 +662,9 @@ cdef inline int alive(Var v) except -1:
 cdef object record_binary(int op, object left, object right):
     """Record ``op(left, right)`` where at least one side is a Var.
 
-    A number on either side becomes a CONST row (or reuses one, push_constant).  Returns NotImplemented for
-    any other type, so Python raises its usual TypeError.
+    A number on either side becomes a CONST row (or reuses an equal one:
+    Tape.push_constant).  Returns NotImplemented for any other type, so Python
+    raises its usual TypeError.
     """
     cdef Var a, b
     cdef Tape tape

@@ -172,6 +172,31 @@ def test_many_distinct_numbers_keep_their_values_and_both_engines_pool_alike():
     assert 41 <= constants < 400                             # each value once at least, reused
 
 
+def test_backward_skips_the_leaves_below_the_first_op_and_rewinds_keep_that_right():
+    tape = wg.Tape()
+    params = tape.variables([0.5, -1.5, 2.0])    # rows 1-3: below the first op
+    mark = tape.mark()
+    for _ in range(3):
+        y = wg.sin(params[0]) * params[1] + params[2] ** 2
+        expected = [math.cos(0.5) * -1.5, math.sin(0.5), 4.0]
+        assert tape.gradient(y, params).tolist() == pytest.approx(expected, rel=1e-15)
+        tape.rewind(mark)
+    # The first op's operand is the row just below it: its contribution is carried
+    # in a register and must still land in that leaf.
+    x = tape.var(0.25)
+    assert tape.gradient(wg.exp(x), [x]).tolist() == [math.exp(0.25)]
+    # A rewind below the first op: ops recorded afterwards start lower than it did.
+    tape.reset()
+    a, b, c, d = tape.variables([2.0, 3.0, 5.0, 7.0])
+    a * b                                         # the first op, at row 5
+    tape.rewind(2)                                # keeps a and b (rows 1-2)
+    f = a * b                                     # row 3
+    g = f * f + 1.0                               # rows 4-6
+    assert tape.gradient(g, [a, b]).tolist() == [2 * 6.0 * 3.0, 2 * 6.0 * 2.0]
+    later = tape.var(4.0)                         # an input after the ops is still reached
+    assert tape.gradient(g * later, [a, later]).tolist() == [4 * 36.0, 37.0]
+
+
 def test_length_and_memory():
     tape = wg.Tape()
     assert len(tape) == 0

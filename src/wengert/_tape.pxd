@@ -49,6 +49,9 @@ cdef class Tape:
         Py_ssize_t  capacity          # rows that may be used: pushing row `capacity` grows the
                                       # columns (a Replay lowers it to n_rows, so pushes fail)
         Py_ssize_t  allocated         # rows allocated in each column above (>= capacity)
+        Py_ssize_t  first_op          # the first row made by an op (0: none, or unknown);
+                                      # rows below it are leaves, which pass nothing on, so
+                                      # the reverse sweep stops there (a model's parameters)
 
         # -- gradients -------------------------------------------------------
         double*     adjoint           # d y / d value[i] after backward(y); made by a first backward

@@ -239,6 +239,8 @@ cdef class Tape:
         op_eval(op, 1, &self.value[a], &self.value[b], &self.value[i], &self.d0[i], &self.d1[i],
                 NULL, NULL, NULL)
         self.n_rows = i + 1
+        if self.first_op == 0:
+            self.first_op = i
         return i
 
     cdef Py_ssize_t push_leaf(self, int op, double value) except -1:
@@ -372,6 +374,7 @@ cdef class Tape:
         memcpy(other.d1, self.d1, self.n_rows * sizeof(double))
         memcpy(other.value, self.value, self.n_rows * sizeof(double))
         other.n_rows = self.n_rows
+        other.first_op = self.first_op
         return other
 
     def variables(self, values):
@@ -438,6 +441,8 @@ cdef class Tape:
         self.cut_rows[self.n_cuts] = kept
         self.n_cuts += 1
         self.n_rows = kept
+        if self.first_op >= kept:
+            self.first_op = 0
         self.grad_rows = min(self.grad_rows, kept)
 
     def reset(self):
@@ -465,13 +470,14 @@ cdef class Tape:
             # hundred rows, and no other thread could use so short a window (numpy
             # keeps the GIL for small arrays likewise).  Nothing here can raise or
             # run Python code, so no other thread sees the tape mid-sweep.
-            reverse_sweep(self.arg0, self.arg1, self.d0, self.d1, self.adjoint, top, seed, 1)
+            reverse_sweep(self.arg0, self.arg1, self.d0, self.d1, self.adjoint, top, seed,
+                          max(self.first_op, 1))
         else:
             self.sweeping += 1
             try:
                 with nogil:
                     reverse_sweep(self.arg0, self.arg1, self.d0, self.d1, self.adjoint, top,
-                                  seed, 1)
+                                  seed, max(self.first_op, 1))
             finally:
                 self.sweeping -= 1
         self.grad_rows = top + 1
@@ -552,8 +558,10 @@ cdef void reverse_sweep(const int32_t* arg0, const int32_t* arg1,
                         const double* d0, const double* d1, double* adjoint,
                         Py_ssize_t top, double seed, Py_ssize_t bottom) noexcept nogil:
     """Accumulate adjoints from row ``top`` down to row ``bottom`` (the whole
-    reverse mode): 1 on a tape, a replay's first computed row on its leaves-first
-    copy (leaf rows pass nothing on)."""
+    reverse mode).  Rows below ``bottom`` must be leaves, which pass nothing on:
+    on a tape, its first op row (the inputs recorded before it, e.g. a model's
+    parameters, are never visited); on a replay's leaves-first copy, its first
+    computed row."""
     cdef Py_ssize_t i
     cdef double g, carry = 0.0
     cdef bint carried = False

@@ -339,6 +339,30 @@ def test_the_floor_is_timed_in_repeats_alternating_with_the_engine():
     assert runs == ["engine"] + ["floor", "engine"] * SETTINGS.repeats
 
 
+def test_only_the_engines_own_calls_are_timed(monkeypatch):
+    """On a clock that only the engine moves: forward costs 10, making the
+    backward callable 1,000 (untimed), running it 100."""
+    now = [0]
+
+    class Stepped(_bench.FloatEngine):
+        has_backward = True
+
+        def forward(self, workload, inputs):
+            now[0] += 10
+            return super().forward(workload, inputs)
+
+        def backward_call(self, inputs, output):
+            now[0] += 1_000
+
+            def run():
+                now[0] += 100
+            return run
+
+    monkeypatch.setattr(_bench.time, "perf_counter_ns", lambda: now[0])
+    assert _bench._time_once(Stepped(), WORKLOADS["rosenbrock-10"], True) == (10, 100)
+    assert _bench._time_once(Stepped(), WORKLOADS["rosenbrock-10"], False) == (10, 0)
+
+
 # -- checks and failures, in process ----------------------------------------------------
 
 class FloatsWithGradient(_bench.FloatEngine):

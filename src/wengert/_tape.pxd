@@ -24,6 +24,7 @@ plus 8 bytes of adjoint once a backward pass has run.
 """
 
 cimport cython
+from cpython.buffer cimport Py_buffer
 from libc.stdint cimport int32_t, uint8_t, uint64_t
 
 
@@ -155,6 +156,8 @@ cdef class Replay:
 
     cdef Workspace _take(self, Py_ssize_t points)
     cdef void _give_back(self, Workspace work)
+    cdef void _point_sweeps(self, Workspace work, Py_buffer* x, Py_buffer* v, Py_buffer* result,
+                            int mode, uint8_t* ok, double* value, double* tangent) noexcept nogil
     cdef void _forward(self, Workspace work, const double* x, Py_ssize_t stride,
                        Py_ssize_t count, uint8_t* ok, bint second) noexcept nogil
     cdef void _tangent(self, Workspace work, const double* v, Py_ssize_t stride,

@@ -1851,6 +1851,30 @@ cdef class Replay:
             self._give_back(work)
         return failed
 
+    cdef void _point_sweeps(self, Workspace work, Py_buffer* x, Py_buffer* v, Py_buffer* result,
+                            int mode, uint8_t* ok, double* value, double* tangent) noexcept nogil:
+        """The sweeps of ``point`` (see there) on its acquired buffers."""
+        cdef Py_ssize_t n = self.inputs.shape[0], i, row, top = self.outputs[0]
+        cdef double* out = <double*>result.buf if mode == 1 or mode == 3 else NULL
+        self._forward(work, <const double*>x.buf, 0, 1, ok, mode == 3)
+        value[0] = work.value[top]
+        if ok[0] and mode == 1:
+            self._reverse(work, 0)
+            for i in range(n):
+                row = self.inputs[i]
+                out[i] = work.adjoint[row] if row <= top else 0.0
+        elif ok[0] and mode >= 2:
+            self._tangent(work, <const double*>v.buf, 0, 1)
+            tangent[0] = work.tangent[top]
+            if mode == 3:
+                second_order_sweep_points(
+                    self.tape.arg0, self.tape.arg1, work.d0, work.d1, work.daa,
+                    work.dab, work.dbb, work.tangent, work.adjoint,
+                    work.adjoint_tangent, top, self.first_computed, 1)
+                for i in range(n):
+                    row = self.inputs[i]
+                    out[i] = work.adjoint_tangent[row] if row <= top else 0.0
+
     def point(self, x, v, int mode):
         """Fast path for one point of a scalar-output function.
 
@@ -1859,12 +1883,11 @@ cdef class Replay:
         (or v) is not a contiguous 1-D float64 array of n_inputs numbers, or a
         guard failed.
         """
-        cdef Py_buffer x_view, v_view
+        cdef Py_buffer x_view, v_view, result_view
         cdef Py_ssize_t n = self.inputs.shape[0], i, row, top = self.outputs[0]
         cdef double value, tangent = 0.0
         cdef uint8_t ok = 0
-        cdef bint has_x = False, has_v = False
-        cdef double[::1] result_view
+        cdef bint has_x = False, has_v = False, has_result = False
         cdef Workspace work
         if self.outputs.shape[0] != 1 or not isinstance(x, np.ndarray) or (
                 mode >= 2 and not isinstance(v, np.ndarray)):
@@ -1879,35 +1902,25 @@ cdef class Replay:
                     return None
             if mode == 1 or mode == 3:
                 result = np.empty(n)
-                result_view = result
+                has_result = _float64_vector(result, &result_view, n)   # a raw pointer
             work = self._take(1)
             if mode >= 2:
                 work.ensure_second_order()
-            with nogil:
-                self._forward(work, <const double*>x_view.buf, 0, 1, &ok, mode == 3)
-                value = work.value[top]
-                if ok and mode == 1:
-                    self._reverse(work, 0)
-                    for i in range(n):
-                        row = self.inputs[i]
-                        result_view[i] = work.adjoint[row] if row <= top else 0.0
-                elif ok and mode >= 2:
-                    self._tangent(work, <const double*>v_view.buf, 0, 1)
-                    tangent = work.tangent[top]
-                    if mode == 3:
-                        second_order_sweep_points(
-                            self.tape.arg0, self.tape.arg1, work.d0, work.d1, work.daa,
-                            work.dab, work.dbb, work.tangent, work.adjoint,
-                            work.adjoint_tangent, top, self.first_computed, 1)
-                        for i in range(n):
-                            row = self.inputs[i]
-                            result_view[i] = work.adjoint_tangent[row] if row <= top else 0.0
+            if self.tape.n_rows < GIL_RELEASE_ROWS:      # as Tape._sweep: not worth it
+                self._point_sweeps(work, &x_view, &v_view, &result_view, mode, &ok, &value,
+                                   &tangent)
+            else:
+                with nogil:
+                    self._point_sweeps(work, &x_view, &v_view, &result_view, mode, &ok, &value,
+                                       &tangent)
             self._give_back(work)
         finally:
             if has_x:
                 PyBuffer_Release(&x_view)
             if has_v:
                 PyBuffer_Release(&v_view)
+            if has_result:
+                PyBuffer_Release(&result_view)
         if not ok:
             return None
         if mode == 0:

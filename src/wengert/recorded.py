@@ -157,11 +157,11 @@ class RecordedFunction:
         float for a scalar argument); batched, values (k,) and gradients (k, n).
         ``out`` is the gradient array to fill, or a (values, gradients) pair.
         """
-        self._require_scalar_output("value_and_grad")
-        if self._fast and out is None:
+        if self._fast and out is None:               # (_fast implies a scalar output)
             result = self._replay.point(x, None, 1)   # one contiguous float64 point
             if result is not None:
                 return result
+        self._require_scalar_output("value_and_grad")
         values_out, gradient_out = out if isinstance(out, tuple) else (None, out)
         points, batched = self._points(x)
         values, jacobian = self._run(
@@ -219,11 +219,11 @@ class RecordedFunction:
 
         Returns an array shaped like x (a float for a scalar argument); batched, (k, n).
         """
-        self._require_scalar_output("hvp")
-        if self._fast:
+        if self._fast:                                # (_fast implies a scalar output)
             result = self._replay.point(x, v, 3)      # one contiguous float64 point
             if result is not None:
                 return result
+        self._require_scalar_output("hvp")
         points, batched = self._points(x)
         directions = self._directions(v, points)
         _, _, _, hvp = self._run_all(points, batched, directions, want_hvp=True)

@@ -1884,7 +1884,7 @@ cdef class Replay:
         guard failed.
         """
         cdef Py_buffer x_view, v_view, result_view
-        cdef Py_ssize_t n = self.inputs.shape[0], i, row, top = self.outputs[0]
+        cdef Py_ssize_t n = self.inputs.shape[0]
         cdef double value, tangent = 0.0
         cdef uint8_t ok = 0
         cdef bint has_x = False, has_v = False, has_result = False

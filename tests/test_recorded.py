@@ -205,6 +205,20 @@ def test_inputs_are_validated():
         wg.record(3.0, np.zeros(2))
 
 
+def test_strided_and_other_dtype_points_take_the_general_path_with_the_same_results():
+    F = wg.record(rosenbrock, np.zeros(4))
+    wide = np.array([0.3, 9.0, -1.2, 9.0, 0.7, 9.0, 1.1, 9.0])
+    x, v = wide[::2], wide[1::2] / 9.0             # strided views: no contiguous buffer
+    contiguous_x, contiguous_v = np.ascontiguousarray(x), np.ascontiguousarray(v)
+    value, gradient = F.value_and_grad(x)
+    assert (value, gradient.tolist()) == (F.value_and_grad(contiguous_x)[0],
+                                          F.value_and_grad(contiguous_x)[1].tolist())
+    assert F(x) == F(contiguous_x) and F.jvp(x, v) == F.jvp(contiguous_x, contiguous_v)
+    assert F.hvp(x, v).tolist() == F.hvp(contiguous_x, contiguous_v).tolist()
+    as_float32 = contiguous_x.astype(np.float32)  # converted, as documented
+    assert F(as_float32) == F(as_float32.astype(np.float64))
+
+
 # -- guards -------------------------------------------------------------------------------
 
 def branchy(x):

@@ -629,14 +629,15 @@ def _time_once(engine, workload, backward):
     start = clock()
     output = engine.forward(workload, inputs)
     recorded = clock()
-    backward_ns = 0
+    backward_ns, run = 0, None
     if backward:
         run = engine.backward_call(inputs, output)
         begun = clock()
         run()
         backward_ns = clock() - begun
-    # Free the graph here, outside the timed region of the next evaluation.
-    del inputs, output
+    # Free the graph here (run may hold it too), outside the timed region of the next
+    # evaluation.
+    del inputs, output, run
     return recorded - start, backward_ns
 
 

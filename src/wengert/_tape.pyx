@@ -488,7 +488,9 @@ cdef class Tape:
         """Compute d(seed * y)/d(row) for every row up to ``y``; read them as ``.grad``.
 
         Gradients are overwritten, never accumulated: calling it twice gives
-        the same result.  Runs in C without the GIL, iteratively (no depth limit).
+        the same result.  Runs in C, iteratively (no depth limit), and without
+        the GIL when it sweeps 1,024 rows or more (a shorter sweep costs less
+        than releasing the GIL would).
 
         Args:
             y: A Var on this tape.
@@ -603,7 +605,9 @@ cdef void reverse_sweep(const int32_t* arg0, const int32_t* arg1,
 cdef bint _float64_vector(object x, Py_buffer* view, Py_ssize_t n) except -1:
     """Acquire x's buffer if it is a contiguous 1-D float64 array of n numbers
     (return True; the caller releases it), else return False holding nothing."""
-    if PyObject_GetBuffer(x, view, PyBUF_ANY_CONTIGUOUS | PyBUF_FORMAT) < 0:
+    try:
+        PyObject_GetBuffer(x, view, PyBUF_ANY_CONTIGUOUS | PyBUF_FORMAT)
+    except (BufferError, TypeError, ValueError):   # e.g. a strided view: not this path
         return False
     if view.ndim != 1 or view.len != n * sizeof(double) or view.format == NULL \
             or view.format[0] != b'd' or view.format[1] != 0:

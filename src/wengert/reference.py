@@ -378,10 +378,10 @@ class Tape:
     def operand(self, x, where):
         """Row index of ``x``: a Var of this tape, or a number recorded as a const row."""
         if isinstance(x, (int, float)):
-            return self.constant(float(x))
+            return self.constant_row(float(x))
         return self.row(x, where)
 
-    def constant(self, x):
+    def constant_row(self, x):
         """Row of a const holding exactly ``x``: an earlier one if the constant pool
         still points at it, else a new row, which the pool then remembers.
 

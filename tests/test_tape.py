@@ -197,6 +197,24 @@ def test_backward_skips_the_leaves_below_the_first_op_and_rewinds_keep_that_righ
     assert tape.gradient(g * later, [a, later]).tolist() == [4 * 36.0, 37.0]
 
 
+def test_spare_buffers_serve_tapes_and_recordings_alive_at_once():
+    kept = []
+    for size in (5000, 50, 20000, 5000, 300):
+        F = wg.record(lambda x: sum(v * v for v in x), np.arange(size, dtype=float))
+        tape = wg.Tape()
+        xs = tape.variables(np.ones(size))
+        y = sum(x * 3.0 for x in xs)
+        kept.append((F, tape, xs, y))
+        # every tape and recording alive so far still holds its own rows
+        for F, tape, xs, y in kept:
+            n = len(xs)
+            assert F.grad(np.full(n, 2.0)).tolist() == [4.0] * n
+            assert tape.gradient(y, xs).tolist() == [3.0] * n and y.value == 3.0 * n
+            assert F.tape.allocated_nbytes >= F.tape.nbytes and len(F) == 3 * n + 1
+        if size == 20000:
+            del kept[:2], F, tape, xs, y                 # frees buffers mid-way
+
+
 def test_length_and_memory():
     tape = wg.Tape()
     assert len(tape) == 0

@@ -63,8 +63,8 @@ _current_tape = ContextVar("wengert_current_tape", default=None)
 # tape at every call).  A freed tape therefore leaves its buffers here, up to
 # SPARE_BYTES in all, for the next tape to reuse.  Several sets, because
 # wg.record holds two tapes at once (the recording and its replay's reordered
-# copy), next to whatever tapes the caller keeps.  Only
-# touched with the GIL held (Tape.__cinit__ and __dealloc__), so no lock is needed.
+# copy), next to whatever tapes the caller keeps.  Only touched with the GIL
+# held (Tape.__cinit__ and __dealloc__), so no lock is needed.
 
 cdef struct RowBuffers:
     uint8_t*   op
@@ -84,10 +84,15 @@ cdef RowBuffers spares[SPARE_SETS]     # capacity 0: nothing spare in that set
 
 
 cdef inline Py_ssize_t spare_bytes(const RowBuffers* buffers) noexcept nogil:
+    """Bytes held by a spare set (0 when empty)."""
     return 0 if buffers.capacity == 0 else (
         buffers.capacity * ROW_BYTES + buffers.adjoint_capacity * sizeof(double))
+
+
 cdef enum:
-    GIL_RELEASE_ROWS = 1024       # shorter reverse sweeps run with the GIL held (Tape._sweep)
+    # Sweeps over fewer rows run with the GIL held (Tape._sweep, Replay.point):
+    # releasing and retaking it costs about as much as sweeping a few hundred rows.
+    GIL_RELEASE_ROWS = 1024
 
 
 # --------------------------------------------------------------------------

@@ -150,7 +150,18 @@ class Recording:
     variables: list
 
 
-class TapeEngine(Engine):
+class _OutputBackward:
+    """For engines whose backward pass is ``output.backward()``, as users call it:
+    the harness times that bound method alone (``Engine.backward_call``)."""
+
+    def backward(self, inputs, output):
+        output.backward()
+
+    def backward_call(self, inputs, output):
+        return output.backward
+
+
+class TapeEngine(_OutputBackward, Engine):
     """An engine with wengert's API: ``Tape``, ``tape.variables``, ``tape.backward``."""
 
     third_party = False
@@ -166,12 +177,6 @@ class TapeEngine(Engine):
     def forward(self, workload, inputs):
         with inputs.tape:
             return workload.f(inputs.variables, self.math)
-
-    def backward(self, inputs, output):
-        output.backward()
-
-    def backward_call(self, inputs, output):
-        return output.backward           # as users call it
 
     def value(self, output):
         return output.value
@@ -200,7 +205,7 @@ class ReferenceEngine(TapeEngine):
         super().__init__("reference", _workloads.reference_math())
 
 
-class MicrogradEngine(Engine):
+class MicrogradEngine(_OutputBackward, Engine):
     """micrograd's ``Value`` (``pip install micrograd``)."""
 
     name = "micrograd"
@@ -214,12 +219,6 @@ class MicrogradEngine(Engine):
 
     def create_inputs(self, x0):
         return [self.value_type(x) for x in x0]
-
-    def backward(self, inputs, output):
-        output.backward()
-
-    def backward_call(self, inputs, output):
-        return output.backward
 
     def value(self, output):
         return float(output.data)
@@ -313,7 +312,7 @@ class BatchReplayEngine(ReplayEngine):
         return _same_point_gradient(output[1])
 
 
-class TorchEngine(Engine):
+class TorchEngine(_OutputBackward, Engine):
     """PyTorch eager autograd on 0-d float64 tensors (``pip install torch``)."""
 
     name = "torch"
@@ -330,12 +329,6 @@ class TorchEngine(Engine):
     def create_inputs(self, x0):
         torch = self.torch
         return [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in x0]
-
-    def backward(self, inputs, output):
-        output.backward()
-
-    def backward_call(self, inputs, output):
-        return output.backward
 
     def value(self, output):
         return float(output.item())
@@ -642,7 +635,7 @@ def _time_once(engine, workload, backward):
 
 
 def _calibrate(engine, workload, settings):
-    """One untimed-for-the-record evaluation: ``(evaluations per repeat, repeats)``."""
+    """A warm-up evaluation, timed to choose ``(evaluations per repeat, repeats)``."""
     record, backward = _time_once(engine, workload, _times_backward(engine))
     one = max(record + backward, 1)
     number = max(1, math.ceil(settings.min_repeat_seconds * 1e9 / one))

@@ -470,19 +470,20 @@ cdef class Tape:
             raise RuntimeError("another thread is running a backward pass on this tape; "
                                "use one tape per thread (wg.grad and wg.record do)")
         self._prepare_adjoint()
+        cdef Py_ssize_t bottom = max(self.first_op, 1)    # rows below: leaves (first_op)
         if top < GIL_RELEASE_ROWS:
             # Releasing and retaking the GIL costs about as much as sweeping a few
             # hundred rows, and no other thread could use so short a window (numpy
             # keeps the GIL for small arrays likewise).  Nothing here can raise or
             # run Python code, so no other thread sees the tape mid-sweep.
             reverse_sweep(self.arg0, self.arg1, self.d0, self.d1, self.adjoint, top, seed,
-                          max(self.first_op, 1))
+                          bottom)
         else:
             self.sweeping += 1
             try:
                 with nogil:
                     reverse_sweep(self.arg0, self.arg1, self.d0, self.d1, self.adjoint, top,
-                                  seed, max(self.first_op, 1))
+                                  seed, bottom)
             finally:
                 self.sweeping -= 1
         self.grad_rows = top + 1
@@ -2201,21 +2202,16 @@ cdef void _renumber_rows(const uint8_t* op, const int32_t* arg0, const int32_t* 
                          uint8_t* new_op, int32_t* new_arg0, int32_t* new_arg1,
                          double* new_d0, double* new_d1, double* new_value) noexcept nogil:
     """Copy row i of the first six columns to row where[i] of the others, operands
-    renumbered (row 0, the sentinel, stays row 0).  Column by column: each loop
-    streams one array, so the pointers stay in registers and stores never wait."""
-    cdef Py_ssize_t i
+    renumbered (row 0, the sentinel, stays row 0)."""
+    cdef Py_ssize_t i, j
     for i in range(rows):
-        new_op[where[i]] = op[i]
-    for i in range(rows):
-        new_arg0[where[i]] = where[arg0[i]]
-    for i in range(rows):
-        new_arg1[where[i]] = where[arg1[i]]
-    for i in range(rows):
-        new_d0[where[i]] = d0[i]
-    for i in range(rows):
-        new_d1[where[i]] = d1[i]
-    for i in range(rows):
-        new_value[where[i]] = value[i]
+        j = where[i]
+        new_op[j] = op[i]
+        new_arg0[j] = where[arg0[i]]
+        new_arg1[j] = where[arg1[i]]
+        new_d0[j] = d0[i]
+        new_d1[j] = d1[i]
+        new_value[j] = value[i]
 
 
 cdef object _row_array(object rows):

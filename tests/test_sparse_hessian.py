@@ -251,3 +251,27 @@ def test_banded_random_programs_match_hvp_columns(program, blocks, stride, seed)
         outside[found] = False
         assert np.all(dense[outside] == 0.0), "a nonzero outside the structure"
         assert np.all(H[outside] == 0.0)
+
+
+# -- inf and NaN partials: the lanes' plain products fall back to exact zeros -------
+
+@pytest.mark.parametrize("dense", [False, True], ids=["compressed", "dense"])
+def test_infinite_partials_leave_other_entries_exact(dense):
+    """sqrt'(0) = inf: a plain product would spread NaN (inf * 0) into every lane
+    the sqrt row touches; the Hessian must still hold exact zeros and finite
+    entries wherever the function's second derivatives are finite."""
+    def f(v):
+        y = wg.sqrt(v[0]) * v[1] + v[1] * v[2]
+        return y + v[0] * v[2] * v[1] if dense else y
+
+    x = np.array([0.0, 1.0, 2.0])
+    F = wg.record(f, x)
+    assert structure(F)[3] == (3 if dense else 2)
+    inf = math.inf
+    expected = np.array([[-inf, inf, 1.0 if dense else 0.0],
+                         [inf, 0.0, 1.0],
+                         [1.0 if dense else 0.0, 1.0, 0.0]])
+    np.testing.assert_array_equal(F.hessian(x), expected)
+    np.testing.assert_array_equal(hvp_columns(F, x), expected)
+    np.testing.assert_array_equal(F.hessian(x, sparse=True).toarray(), expected)
+

@@ -1402,10 +1402,20 @@ cdef void second_order_sweep_points(const int32_t* arg0, const int32_t* arg1,
                 g, strong(dab[r], ta) + strong(dbb[r], tb))
 
 
-cdef void tangent_sweep_lanes(const int32_t* arg0, const int32_t* arg1,
-                              Py_ssize_t first, Py_ssize_t rows,
-                              const double* d0, const double* d1, double* tangent,
-                              Py_ssize_t lanes) noexcept nogil:
+cdef inline double product(double factor, double other, bint exact_zeros) noexcept nogil:
+    """``strong(factor, other)`` if exact_zeros, else the plain product: the two
+    differ only where one factor is zero and the other inf or NaN (and in the
+    sign of a zero product, which sums that start at +0.0 absorb).  The Hessian's
+    lane sweeps run plain first (no compare per lane) and again with exact zeros
+    if an entry comes out inf or NaN: a NaN from inf * 0 reaches every entry it
+    feeds."""
+    return strong(factor, other) if exact_zeros else factor * other
+
+
+cdef inline void tangent_sweep_lanes(const int32_t* arg0, const int32_t* arg1,
+                                     Py_ssize_t first, Py_ssize_t rows,
+                                     const double* d0, const double* d1, double* tangent,
+                                     Py_ssize_t lanes, bint exact_zeros) noexcept nogil:
     """``tangent_sweep_points`` for many directions at ONE point: the partials
     (one per row) are shared by all lanes, only the tangents differ."""
     cdef Py_ssize_t i, k, a, b
@@ -1417,18 +1427,20 @@ cdef void tangent_sweep_lanes(const int32_t* arg0, const int32_t* arg1,
         q = d1[i]
         if q == 0.0:        # unary ops, and constant second operands: one term
             for k in range(lanes):
-                tangent[i * lanes + k] = strong(p, tangent[a + k])
+                tangent[i * lanes + k] = product(p, tangent[a + k], exact_zeros)
         else:
             for k in range(lanes):
-                tangent[i * lanes + k] = strong(p, tangent[a + k]) + strong(q, tangent[b + k])
+                tangent[i * lanes + k] = (product(p, tangent[a + k], exact_zeros)
+                                          + product(q, tangent[b + k], exact_zeros))
 
 
-cdef void second_order_sweep_lanes(const int32_t* arg0, const int32_t* arg1,
-                                   const double* d0, const double* d1, const double* daa,
-                                   const double* dab, const double* dbb, const double* adjoint,
-                                   const double* tangent, double* adjoint_tangent,
-                                   Py_ssize_t top, Py_ssize_t bottom,
-                                   Py_ssize_t lanes) noexcept nogil:
+cdef inline void second_order_sweep_lanes(const int32_t* arg0, const int32_t* arg1,
+                                          const double* d0, const double* d1, const double* daa,
+                                          const double* dab, const double* dbb,
+                                          const double* adjoint, const double* tangent,
+                                          double* adjoint_tangent, Py_ssize_t top,
+                                          Py_ssize_t bottom, Py_ssize_t lanes,
+                                          bint exact_zeros) noexcept nogil:
     """``second_order_sweep_points`` for many directions at ONE point: partials and
     the first-order adjoint (from ``reverse_sweep``) are shared by all lanes."""
     cdef Py_ssize_t i, k, a, b, r
@@ -1448,10 +1460,12 @@ cdef void second_order_sweep_lanes(const int32_t* arg0, const int32_t* arg1,
             # adjoint tangents flow back like adjoints, and a zero partial adds nothing.
             if p != 0.0:
                 for k in range(lanes):
-                    adjoint_tangent[a + k] += strong(p, adjoint_tangent[i * lanes + k])
+                    adjoint_tangent[a + k] += product(p, adjoint_tangent[i * lanes + k],
+                                                      exact_zeros)
             if q != 0.0:
                 for k in range(lanes):
-                    adjoint_tangent[b + k] += strong(q, adjoint_tangent[i * lanes + k])
+                    adjoint_tangent[b + k] += product(q, adjoint_tangent[i * lanes + k],
+                                                      exact_zeros)
             continue
         if paa == 0.0 and pbb == 0.0:
             # Only the cross term (a product): half the work of the general case.
@@ -1459,22 +1473,39 @@ cdef void second_order_sweep_lanes(const int32_t* arg0, const int32_t* arg1,
                 gt = adjoint_tangent[i * lanes + k]
                 ta = tangent[a + k]
                 tb = tangent[b + k]
-                adjoint_tangent[a + k] += strong(p, gt) + strong(g, strong(pab, tb))
-                adjoint_tangent[b + k] += strong(q, gt) + strong(g, strong(pab, ta))
+                adjoint_tangent[a + k] += (product(p, gt, exact_zeros) + product(
+                    g, product(pab, tb, exact_zeros), exact_zeros))
+                adjoint_tangent[b + k] += (product(q, gt, exact_zeros) + product(
+                    g, product(pab, ta, exact_zeros), exact_zeros))
             continue
         if q == 0.0 and pab == 0.0 and pbb == 0.0:
             # A unary op: nothing flows to the second operand.
             for k in range(lanes):
                 gt = adjoint_tangent[i * lanes + k]
-                adjoint_tangent[a + k] += strong(p, gt) + strong(g, strong(paa, tangent[a + k]))
+                adjoint_tangent[a + k] += (product(p, gt, exact_zeros) + product(
+                    g, product(paa, tangent[a + k], exact_zeros), exact_zeros))
             continue
         for k in range(lanes):
             r = i * lanes + k
             gt = adjoint_tangent[r]
             ta = tangent[a + k]
             tb = tangent[b + k]
-            adjoint_tangent[a + k] += strong(p, gt) + strong(g, strong(paa, ta) + strong(pab, tb))
-            adjoint_tangent[b + k] += strong(q, gt) + strong(g, strong(pab, ta) + strong(pbb, tb))
+            adjoint_tangent[a + k] += product(p, gt, exact_zeros) + product(
+                g, product(paa, ta, exact_zeros) + product(pab, tb, exact_zeros), exact_zeros)
+            adjoint_tangent[b + k] += product(q, gt, exact_zeros) + product(
+                g, product(pab, ta, exact_zeros) + product(pbb, tb, exact_zeros), exact_zeros)
+
+
+cdef inline void hessian_lane_sweeps(Replay replay, Workspace one, Workspace work,
+                                     Py_ssize_t lanes, bint exact_zeros) noexcept nogil:
+    """One block of Hessian lanes (seeded in work.tangent at the inputs): the tangent
+    and second-order sweeps over the partials and adjoints of ``one``."""
+    tangent_sweep_lanes(replay.tape.arg0, replay.tape.arg1, replay.first_computed,
+                        replay.tape.n_rows, one.d0, one.d1, work.tangent, lanes, exact_zeros)
+    second_order_sweep_lanes(replay.tape.arg0, replay.tape.arg1, one.d0, one.d1, one.daa,
+                             one.dab, one.dbb, one.adjoint, work.tangent,
+                             work.adjoint_tangent, replay.outputs[0], replay.first_computed,
+                             lanes, exact_zeros)
 
 
 cdef extern from *:
@@ -1959,6 +1990,11 @@ cdef class Replay:
         """
         if self._structure is None:
             self._structure = self._analyse_hessian()
+            if self._structure:
+                self.hessian_indptr, self.hessian_indices, self.hessian_colors, \
+                    self.hessian_n_colors = self._structure
+                self.hessian_mirror = _mirror_positions(self.hessian_indptr,
+                                                        self.hessian_indices)
         return self._structure or None
 
     def _analyse_hessian(self):
@@ -2069,6 +2105,8 @@ cdef class Replay:
         costs one tangent and one second-order sweep over shared partials.  With
         a sparse structure (``hessian_structure``) a lane seeds every input of
         one colour and n_colors lanes give every entry; otherwise lane j is e_j.
+        The lane sweeps multiply plainly (see ``product``); if any entry comes
+        out inf or NaN they run again with exact zeros.
 
         Returns an (n, n) array, or with ``sparse`` (which needs the structure)
         the values of the structural nonzeros in the order of its ``indices``
@@ -2078,29 +2116,33 @@ cdef class Replay:
         cdef Py_ssize_t n = self.inputs.shape[0], rows = self.tape.n_rows
         cdef Py_ssize_t top = self.outputs[0], lanes, start, count, i, j, k, p, q, row, c
         cdef Py_ssize_t seeds = n
-        cdef bint compressed
+        cdef bint compressed, exact_zeros = False, finite
         cdef uint8_t ok = 0
         cdef double h
         cdef Workspace one, work
-        cdef Py_ssize_t[::1] indptr, cursor
-        cdef int32_t[::1] indices, colors
+        cdef Py_ssize_t[::1] indptr
+        cdef int32_t[::1] indices, colors, mirror
         cdef double[::1] data
         if point.shape[0] != n:
             raise ValueError(f"x must have {n} inputs, got {point.shape[0]}")
-        structure = self.hessian_structure()
-        if sparse and structure is None:
+        if self._structure is None:
+            self.hessian_structure()
+        if sparse and not self._structure:
             raise ValueError("this Hessian has no sparse structure (see hessian_structure)")
-        compressed = structure is not None and structure[3] < n
+        compressed = self._structure and self.hessian_n_colors < n
         if compressed:
-            indptr, indices, colors, seeds = structure
-            values = np.empty(indptr[n])
+            indptr = self.hessian_indptr
+            indices = self.hessian_indices
+            colors = self.hessian_colors
+            mirror = self.hessian_mirror
+            seeds = self.hessian_n_colors
+            values = empty(indptr[n])
             data = values
-            cursor = np.array(indptr)
         elif sparse:                           # n colours: dense sweeps, then the nonzeros
             hessian = self.hessian_point(point)
             if hessian is None:
                 return None
-            indptr, indices = structure[0], structure[1]
+            indptr, indices = self.hessian_indptr, self.hessian_indices
             return hessian[np.repeat(np.arange(n), np.diff(indptr)), indices]
         hessian = None if sparse else np.zeros((n, n))
         cdef double[:, ::1] H = hessian
@@ -2118,33 +2160,42 @@ cdef class Replay:
                 self._forward(one, &point[0], 0, 1, &ok, True)
                 if ok:
                     self._reverse(one, 0)
-                    start = 0
-                    while start < seeds:
-                        count = min(lanes, seeds - start)
-                        for j in range(n):     # lane k seeds colour (or input) start + k
-                            row = self.inputs[j]
-                            c = colors[j] if compressed else j
-                            for k in range(lanes):
-                                work.tangent[row * lanes + k] = 1.0 if c == start + k else 0.0
-                        tangent_sweep_lanes(self.tape.arg0, self.tape.arg1, self.first_computed,
-                                            rows, one.d0, one.d1, work.tangent, lanes)
-                        second_order_sweep_lanes(
-                            self.tape.arg0, self.tape.arg1, one.d0, one.d1, one.daa, one.dab,
-                            one.dbb, one.adjoint, work.tangent, work.adjoint_tangent, top,
-                            self.first_computed, lanes)
-                        for i in range(n):     # row i of H from input i's adjoint tangents
-                            row = self.inputs[i]
-                            if row > top:      # not swept: zero (and outside the structure)
-                                continue
-                            if not compressed:
-                                for k in range(count):
-                                    H[i, start + k] = work.adjoint_tangent[row * lanes + k]
-                                continue
-                            for p in range(indptr[i], indptr[i + 1]):
-                                c = colors[indices[p]] - start
-                                if 0 <= c < count:
-                                    data[p] = work.adjoint_tangent[row * lanes + c]
-                        start += lanes
+                    while True:                # plain products, then (rarely) exact zeros
+                        finite = True
+                        start = 0
+                        while start < seeds:
+                            count = min(lanes, seeds - start)
+                            for j in range(n):     # lane k seeds colour (or input) start + k
+                                row = self.inputs[j]
+                                c = colors[j] if compressed else j
+                                for k in range(lanes):
+                                    work.tangent[row * lanes + k] = 1.0 if c == start + k else 0.0
+                            if exact_zeros:    # literals: two specialised copies
+                                hessian_lane_sweeps(self, one, work, lanes, True)
+                            else:
+                                hessian_lane_sweeps(self, one, work, lanes, False)
+                            for i in range(n):     # row i of H from input i's adjoint tangents
+                                row = self.inputs[i]
+                                if row > top:      # not swept: zero (and outside the structure)
+                                    continue
+                                if not compressed:
+                                    for k in range(count):
+                                        h = work.adjoint_tangent[row * lanes + k]
+                                        if h - h != 0.0:       # inf or NaN
+                                            finite = False
+                                        H[i, start + k] = h
+                                    continue
+                                for p in range(indptr[i], indptr[i + 1]):
+                                    c = colors[indices[p]] - start
+                                    if 0 <= c < count:
+                                        h = work.adjoint_tangent[row * lanes + c]
+                                        if h - h != 0.0:
+                                            finite = False
+                                        data[p] = h
+                            start += lanes
+                        if finite or exact_zeros:
+                            break
+                        exact_zeros = True
                     # H[i, j] and H[j, i] come from different lanes: average them so
                     # H is exactly symmetric.
                     if not compressed:
@@ -2154,15 +2205,12 @@ cdef class Replay:
                                 H[i, j] = h
                                 H[j, i] = h
                     else:
-                        for i in range(n):   # row j's entries below the diagonal, in order
-                            for p in range(indptr[i], indptr[i + 1]):
-                                j = indices[p]
-                                if j > i:
-                                    q = cursor[j]
-                                    cursor[j] += 1
-                                    h = 0.5 * (data[p] + data[q])
-                                    data[p] = h
-                                    data[q] = h
+                        for p in range(indptr[n]):
+                            q = mirror[p]      # the entry (j, i) of entry p = (i, j)
+                            if q > p:
+                                h = 0.5 * (data[p] + data[q])
+                                data[p] = h
+                                data[q] = h
                         if not sparse:
                             for i in range(n):
                                 for p in range(indptr[i], indptr[i + 1]):
@@ -2194,6 +2242,28 @@ cdef object empty = np.empty
 NO_GUARD_KINDS = np.empty(0, dtype=np.uint8)
 NO_GUARD_ROWS = np.empty(0, dtype=np.int32)
 NO_GUARD_VALUES = np.empty(0, dtype=np.float64)
+
+
+cdef object _mirror_positions(const Py_ssize_t[::1] indptr, const int32_t[::1] indices):
+    """For a symmetric CSR pattern with ascending columns: where entry (j, i) sits,
+    for each entry p = (i, j).  Rows are walked in order, so the entries (j, i)
+    with i < j come up in row j's order: a cursor per row finds them."""
+    cdef Py_ssize_t n = indptr.shape[0] - 1, i, j, p, q
+    mirror_array = np.empty(indptr[n], dtype=np.int32)
+    cursor_array = np.array(indptr[:n], dtype=np.intp)
+    cdef int32_t[::1] mirror = mirror_array
+    cdef Py_ssize_t[::1] cursor = cursor_array
+    for i in range(n):
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            if j == i:
+                mirror[p] = <int32_t>p
+            elif j > i:                # (j, i) is row j's next entry left of its diagonal
+                q = cursor[j]
+                cursor[j] += 1
+                mirror[p] = <int32_t>q
+                mirror[q] = <int32_t>p
+    return mirror_array
 
 
 cdef void _renumber_rows(const uint8_t* op, const int32_t* arg0, const int32_t* arg1,

@@ -153,11 +153,12 @@ cdef class Replay:
         list          _pool           # idle Workspaces, reused across calls (list ops hold the GIL)
         Py_ssize_t    first_computed  # rows before it are leaves (_leaves_first), after computed
         object        _structure      # hessian_structure(): None until found, () if too big
-        Py_ssize_t[::1] hessian_indptr    # once found: its CSR pattern,
-        int32_t[::1]  hessian_indices     #   the columns of each row,
-        int32_t[::1]  hessian_colors      #   the colour of each column,
-        Py_ssize_t    hessian_n_colors    #   how many colours (n: no compression),
-        int32_t[::1]  hessian_mirror      #   and where entry (j, i) is for each (i, j)
+        # Once found (a non-empty _structure), the structure in typed form:
+        Py_ssize_t[::1] hessian_indptr    # CSR pattern: row i's entries start here
+        int32_t[::1]  hessian_indices     # column of each entry, ascending in a row
+        int32_t[::1]  hessian_colors      # colour of each column
+        Py_ssize_t    hessian_n_colors    # how many colours (n: no compression)
+        int32_t[::1]  hessian_mirror      # position of entry (j, i) for each entry (i, j)
 
     cdef Workspace _take(self, Py_ssize_t points)
     cdef void _give_back(self, Workspace work)

@@ -275,3 +275,27 @@ def test_infinite_partials_leave_other_entries_exact(dense):
     np.testing.assert_array_equal(hvp_columns(F, x), expected)
     np.testing.assert_array_equal(F.hessian(x, sparse=True).toarray(), expected)
 
+
+
+@pytest.mark.parametrize("at_zero", [False, True], ids=["finite", "sqrt-at-zero"])
+def test_dense_hessian_in_several_blocks_of_lanes(at_zero):
+    """150 inputs, a dense Hessian: three blocks of lanes, of which only the first
+    computes the adjoints; at x0 = 0 every block reruns with exact zeros."""
+    n = 150
+    x = np.linspace(0.5, 1.5, n)
+    if at_zero:
+        x[0] = 0.0
+
+    def f(v):
+        total = sum(v[1:], v[0])
+        return wg.sqrt(v[0]) * v[1] + total * total + sum(t ** 3 for t in v) / 6.0
+
+    F = wg.record(f, x)
+    assert structure(F)[3] == n
+    expected = 2.0 + np.diag(x)
+    expected[0, 0] += -0.25 * x[1] * x[0] ** -1.5 if x[0] else -math.inf
+    expected[0, 1] = expected[1, 0] = 2.0 + (0.5 / math.sqrt(x[0]) if x[0] else math.inf)
+    H = F.hessian(x)
+    np.testing.assert_allclose(H, expected, rtol=1e-13)
+    np.testing.assert_array_equal(H, H.T)
+    np.testing.assert_allclose(H, hvp_columns(F, x), rtol=1e-13)

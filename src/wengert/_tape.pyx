@@ -7,7 +7,10 @@ documented field by field in ``_tape.pxd``; op semantics live only in
 """
 
 cimport cython
-from cpython.buffer cimport PyBUF_ANY_CONTIGUOUS, PyBUF_FORMAT, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport (
+    PyBUF_ANY_CONTIGUOUS, PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, PyBuffer_Release,
+    PyObject_GetBuffer,
+)
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
 from cpython.long cimport PyLong_AsDouble, PyLong_Check
 from libc.stdint cimport INT32_MAX, int32_t, uint8_t, uint64_t
@@ -1437,21 +1440,31 @@ cdef inline void tangent_sweep_lanes(const int32_t* arg0, const int32_t* arg1,
 cdef inline void second_order_sweep_lanes(const int32_t* arg0, const int32_t* arg1,
                                           const double* d0, const double* d1, const double* daa,
                                           const double* dab, const double* dbb,
-                                          const double* adjoint, const double* tangent,
-                                          double* adjoint_tangent, Py_ssize_t top,
-                                          Py_ssize_t bottom, Py_ssize_t lanes,
+                                          double* adjoint, bint first_order,
+                                          const double* tangent, double* adjoint_tangent,
+                                          Py_ssize_t top, Py_ssize_t bottom, Py_ssize_t lanes,
                                           bint exact_zeros) noexcept nogil:
     """``second_order_sweep_points`` for many directions at ONE point: partials and
-    the first-order adjoint (from ``reverse_sweep``) are shared by all lanes."""
+    the first-order adjoint are shared by all lanes.  With ``first_order`` the
+    sweep also computes that adjoint as it goes (the sums of ``reverse_sweep``,
+    in its order); otherwise it reads the one an earlier sweep left."""
     cdef Py_ssize_t i, k, a, b, r
     cdef double g, p, q, paa, pab, pbb, gt, ta, tb
     memset(adjoint_tangent, 0, (top + 1) * lanes * sizeof(double))
+    if first_order:
+        memset(adjoint, 0, (top + 1) * sizeof(double))
+        adjoint[top] = 1.0
     for i in range(top, bottom - 1, -1):
         a = arg0[i] * lanes
         b = arg1[i] * lanes
         g = adjoint[i]
         p = d0[i]
         q = d1[i]
+        if first_order and g != 0.0:           # rows above i are done: g is final
+            if p != 0.0:
+                adjoint[arg0[i]] += p * g
+            if q != 0.0:
+                adjoint[arg1[i]] += q * g
         paa = daa[i]
         pab = dab[i]
         pbb = dbb[i]
@@ -1497,13 +1510,15 @@ cdef inline void second_order_sweep_lanes(const int32_t* arg0, const int32_t* ar
 
 
 cdef inline void hessian_lane_sweeps(Replay replay, Workspace one, Workspace work,
-                                     Py_ssize_t lanes, bint exact_zeros) noexcept nogil:
+                                     Py_ssize_t lanes, bint first_order,
+                                     bint exact_zeros) noexcept nogil:
     """One block of Hessian lanes (seeded in work.tangent at the inputs): the tangent
-    and second-order sweeps over the partials and adjoints of ``one``."""
+    and second-order sweeps over the partials of ``one``, whose adjoint the first
+    block computes (``first_order``) and the others reuse."""
     tangent_sweep_lanes(replay.tape.arg0, replay.tape.arg1, replay.first_computed,
                         replay.tape.n_rows, one.d0, one.d1, work.tangent, lanes, exact_zeros)
     second_order_sweep_lanes(replay.tape.arg0, replay.tape.arg1, one.d0, one.d1, one.daa,
-                             one.dab, one.dbb, one.adjoint, work.tangent,
+                             one.dab, one.dbb, one.adjoint, first_order, work.tangent,
                              work.adjoint_tangent, replay.outputs[0], replay.first_computed,
                              lanes, exact_zeros)
 
@@ -2099,10 +2114,11 @@ cdef class Replay:
         """The Hessian of output 0 at one point x, exactly symmetric, or None if a
         guard fails there.
 
-        One forward pass computes values and first and second partials, one
-        reverse sweep the adjoints: they are the same for every direction.  The
-        lanes of a workspace then carry seed directions, and each block of lanes
-        costs one tangent and one second-order sweep over shared partials.  With
+        One forward pass computes values and first and second partials, the same
+        for every direction.  The lanes of a workspace then carry seed
+        directions, and each block of lanes costs one tangent and one
+        second-order sweep over shared partials (the first block's also computes
+        the adjoints, which all blocks share).  With
         a sparse structure (``hessian_structure``) a lane seeds every input of
         one colour and n_colors lanes give every entry; otherwise lane j is e_j.
         The lane sweeps multiply plainly (see ``product``); if any entry comes
@@ -2112,7 +2128,6 @@ cdef class Replay:
         the values of the structural nonzeros in the order of its ``indices``
         (row by row).
         """
-        cdef const double[::1] point = np.ascontiguousarray(x, dtype=np.float64)
         cdef Py_ssize_t n = self.inputs.shape[0], rows = self.tape.n_rows
         cdef Py_ssize_t top = self.outputs[0], lanes, start, count, i, j, k, p, q, row, c
         cdef Py_ssize_t seeds = n
@@ -2122,9 +2137,14 @@ cdef class Replay:
         cdef Workspace one, work
         cdef Py_ssize_t[::1] indptr
         cdef int32_t[::1] indices, colors, mirror
-        cdef double[::1] data
-        if point.shape[0] != n:
-            raise ValueError(f"x must have {n} inputs, got {point.shape[0]}")
+        # Raw buffers (no memoryview objects: they cost more than a small sweep)
+        cdef Py_buffer x_view, h_view, data_view
+        cdef bint has_x = False, has_h = False, has_data = False
+        cdef double* H = NULL                  # the dense result, row-major
+        cdef double* data = NULL               # the structural nonzeros
+        point = np.ascontiguousarray(x, dtype=np.float64)
+        if point.ndim != 1 or point.shape[0] != n:
+            raise ValueError(f"x must have {n} inputs, got shape {point.shape}")
         if self._structure is None:
             self.hessian_structure()
         if sparse and not self._structure:
@@ -2136,16 +2156,14 @@ cdef class Replay:
             colors = self.hessian_colors
             mirror = self.hessian_mirror
             seeds = self.hessian_n_colors
-            values = empty(indptr[n])
-            data = values
         elif sparse:                           # n colours: dense sweeps, then the nonzeros
             hessian = self.hessian_point(point)
             if hessian is None:
                 return None
             indptr, indices = self.hessian_indptr, self.hessian_indices
             return hessian[np.repeat(np.arange(n), np.diff(indptr)), indices]
+        values = empty(indptr[n]) if compressed else None
         hessian = None if sparse else np.zeros((n, n))
-        cdef double[:, ::1] H = hessian
         # As many lanes as fit the budget of the two lane arrays, a multiple of 4
         # within [MIN_CHUNK, 64]: each row's branching is shared by more lanes
         # (the MLP's Hessian: 32 lanes 25% faster than 8), until the arrays fall
@@ -2156,10 +2174,17 @@ cdef class Replay:
         try:
             one.ensure_second_order()
             work.ensure_second_order()
+            has_x = _float64_vector(point, &x_view, n)
+            if compressed:
+                has_data = _float64_vector(values, &data_view, indptr[n])
+                data = <double*>data_view.buf
+            if not sparse:
+                PyObject_GetBuffer(hessian, &h_view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
+                has_h = True
+                H = <double*>h_view.buf
             with nogil:
-                self._forward(one, &point[0], 0, 1, &ok, True)
+                self._forward(one, <const double*>x_view.buf, 0, 1, &ok, True)
                 if ok:
-                    self._reverse(one, 0)
                     while True:                # plain products, then (rarely) exact zeros
                         finite = True
                         start = 0
@@ -2171,9 +2196,9 @@ cdef class Replay:
                                 for k in range(lanes):
                                     work.tangent[row * lanes + k] = 1.0 if c == start + k else 0.0
                             if exact_zeros:    # literals: two specialised copies
-                                hessian_lane_sweeps(self, one, work, lanes, True)
+                                hessian_lane_sweeps(self, one, work, lanes, False, True)
                             else:
-                                hessian_lane_sweeps(self, one, work, lanes, False)
+                                hessian_lane_sweeps(self, one, work, lanes, start == 0, False)
                             for i in range(n):     # row i of H from input i's adjoint tangents
                                 row = self.inputs[i]
                                 if row > top:      # not swept: zero (and outside the structure)
@@ -2183,7 +2208,7 @@ cdef class Replay:
                                         h = work.adjoint_tangent[row * lanes + k]
                                         if h - h != 0.0:       # inf or NaN
                                             finite = False
-                                        H[i, start + k] = h
+                                        H[i * n + start + k] = h
                                     continue
                                 for p in range(indptr[i], indptr[i + 1]):
                                     c = colors[indices[p]] - start
@@ -2201,9 +2226,9 @@ cdef class Replay:
                     if not compressed:
                         for i in range(n):
                             for j in range(i + 1, n):
-                                h = 0.5 * (H[i, j] + H[j, i])
-                                H[i, j] = h
-                                H[j, i] = h
+                                h = 0.5 * (H[i * n + j] + H[j * n + i])
+                                H[i * n + j] = h
+                                H[j * n + i] = h
                     else:
                         for p in range(indptr[n]):
                             q = mirror[p]      # the entry (j, i) of entry p = (i, j)
@@ -2214,10 +2239,16 @@ cdef class Replay:
                         if not sparse:
                             for i in range(n):
                                 for p in range(indptr[i], indptr[i + 1]):
-                                    H[i, indices[p]] = data[p]
+                                    H[i * n + indices[p]] = data[p]
         finally:
             self._give_back(one)
             self._give_back(work)
+            if has_x:
+                PyBuffer_Release(&x_view)
+            if has_h:
+                PyBuffer_Release(&h_view)
+            if has_data:
+                PyBuffer_Release(&data_view)
         if not ok:
             return None
         return values if sparse else hessian

@@ -77,6 +77,28 @@ def test_batched_equals_a_loop_of_single_calls():
         np.testing.assert_array_equal(batch_gradients[k], gradient)
 
 
+
+def test_batched_sin_and_cos_equal_one_point_at_any_angle():
+    """A batch computes sin and cos with one sincos call per point, one point with
+    separate sin and cos calls: the results must be the same, bit for bit, from
+    tiny to huge angles (where range reduction is hardest) and at inf and NaN."""
+    rng = np.random.default_rng(3)
+    angles = np.concatenate([
+        rng.uniform(-10.0, 10.0, 2000), rng.uniform(-1e6, 1e6, 1000),
+        rng.choice([-1.0, 1.0], 2000) * 10.0 ** rng.uniform(-320.0, 308.0, 2000),
+        [0.0, -0.0, 5e-324, math.pi, 1e22, 1.7976931348623157e308, math.inf, -math.inf,
+         math.nan]])
+    F = wg.record(lambda v: [wg.sin(v[0]), wg.cos(v[0])], np.zeros(1))
+    values, jacobian = F(angles[:, None]), F.jacobian(angles[:, None])
+    sines = [math.sin(a) if math.isfinite(a) else math.nan for a in angles]  # the C library's
+    cosines = [math.cos(a) if math.isfinite(a) else math.nan for a in angles]
+    np.testing.assert_array_equal(values, np.stack([sines, cosines], axis=1))
+    np.testing.assert_array_equal(jacobian[:, :, 0], np.stack([cosines, np.negative(sines)], axis=1))
+    for k in rng.choice(angles.size, 200, replace=False):
+        np.testing.assert_array_equal(F(angles[k:k + 1]), values[k])
+        np.testing.assert_array_equal(F.jacobian(angles[k:k + 1]), jacobian[k])
+
+
 @st.composite
 def programs(draw):
     """A random expression DAG over 3 inputs that reuses nodes (fan-out)."""

@@ -93,7 +93,8 @@ def test_batched_sin_and_cos_equal_one_point_at_any_angle():
     sines = [math.sin(a) if math.isfinite(a) else math.nan for a in angles]  # the C library's
     cosines = [math.cos(a) if math.isfinite(a) else math.nan for a in angles]
     np.testing.assert_array_equal(values, np.stack([sines, cosines], axis=1))
-    np.testing.assert_array_equal(jacobian[:, :, 0], np.stack([cosines, np.negative(sines)], axis=1))
+    slopes = np.stack([cosines, np.negative(sines)], axis=1)
+    np.testing.assert_array_equal(jacobian[:, :, 0], slopes)
     for k in rng.choice(angles.size, 200, replace=False):
         np.testing.assert_array_equal(F(angles[k:k + 1]), values[k])
         np.testing.assert_array_equal(F.jacobian(angles[k:k + 1]), jacobian[k])

@@ -274,6 +274,8 @@ def test_infinite_partials_leave_other_entries_exact(dense):
     np.testing.assert_array_equal(F.hessian(x), expected)
     np.testing.assert_array_equal(hvp_columns(F, x), expected)
     np.testing.assert_array_equal(F.hessian(x, sparse=True).toarray(), expected)
+    for j, direction in enumerate(np.eye(3)):    # one point: the one-lane fast path
+        np.testing.assert_array_equal(F.hvp(x, direction), expected[:, j])
 
 
 

@@ -1912,6 +1912,8 @@ cdef class Replay:
         """The sweeps of ``point`` (see there) on its acquired buffers."""
         cdef Py_ssize_t n = self.inputs.shape[0], i, row, top = self.outputs[0]
         cdef double* out = <double*>result.buf if mode == 1 or mode == 3 else NULL
+        cdef double h
+        cdef bint finite
         self._forward(work, <const double*>x.buf, 0, 1, ok, mode == 3)
         value[0] = work.value[top]
         if ok[0] and mode == 1:
@@ -1919,17 +1921,25 @@ cdef class Replay:
             for i in range(n):
                 row = self.inputs[i]
                 out[i] = work.adjoint[row] if row <= top else 0.0
-        elif ok[0] and mode >= 2:
+        elif ok[0] and mode == 2:
             self._tangent(work, <const double*>v.buf, 0, 1)
             tangent[0] = work.tangent[top]
-            if mode == 3:
-                second_order_sweep_points(
-                    self.tape.arg0, self.tape.arg1, work.d0, work.d1, work.daa,
-                    work.dab, work.dbb, work.tangent, work.adjoint,
-                    work.adjoint_tangent, top, self.first_computed, 1)
-                for i in range(n):
-                    row = self.inputs[i]
-                    out[i] = work.adjoint_tangent[row] if row <= top else 0.0
+        elif ok[0] and mode == 3:
+            # A Hessian with one lane, seeded with v (see hessian_point): plain
+            # products, and exact zeros again only if an entry is inf or NaN.
+            for i in range(n):
+                work.tangent[self.inputs[i]] = (<const double*>v.buf)[i]
+            hessian_lane_sweeps(self, work, work, 1, True, False)
+            finite = True
+            for i in range(n):
+                h = work.adjoint_tangent[self.inputs[i]]
+                if self.inputs[i] <= top and h - h != 0.0:
+                    finite = False
+            if not finite:
+                hessian_lane_sweeps(self, work, work, 1, False, True)
+            for i in range(n):
+                row = self.inputs[i]
+                out[i] = work.adjoint_tangent[row] if row <= top else 0.0
 
     def point(self, x, v, int mode):
         """Fast path for one point of a scalar-output function.

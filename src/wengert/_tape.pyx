@@ -625,6 +625,12 @@ cdef bint _float64_vector(object x, Py_buffer* view, Py_ssize_t n) except -1:
     return True
 
 
+cdef inline void _release(Py_buffer* view, bint held) noexcept:
+    """Release a buffer acquired by ``_float64_vector`` (or PyObject_GetBuffer), if held."""
+    if held:
+        PyBuffer_Release(view)
+
+
 cdef double[::1] _as_float_vector(object values, str where):
     if isinstance(values, Var) or isinstance(values, (str, bytes)):
         raise TypeError(f"{where} expects a sequence of real numbers, got {type(values).__name__}")
@@ -1405,6 +1411,11 @@ cdef void second_order_sweep_points(const int32_t* arg0, const int32_t* arg1,
                 g, strong(dab[r], ta) + strong(dbb[r], tb))
 
 
+cdef inline bint finite_number(double x) noexcept nogil:
+    """Neither inf nor NaN (x - x is NaN for both)."""
+    return x - x == 0.0
+
+
 cdef inline double product(double factor, double other, bint exact_zeros) noexcept nogil:
     """``strong(factor, other)`` if exact_zeros, else the plain product: the two
     differ only where one factor is zero and the other inf or NaN (and in the
@@ -1933,7 +1944,7 @@ cdef class Replay:
             finite = True
             for i in range(n):
                 h = work.adjoint_tangent[self.inputs[i]]
-                if self.inputs[i] <= top and h - h != 0.0:
+                if self.inputs[i] <= top and not finite_number(h):
                     finite = False
             if not finite:
                 hessian_lane_sweeps(self, work, work, 1, False, True)
@@ -1981,12 +1992,9 @@ cdef class Replay:
                                        &tangent)
             self._give_back(work)
         finally:
-            if has_x:
-                PyBuffer_Release(&x_view)
-            if has_v:
-                PyBuffer_Release(&v_view)
-            if has_result:
-                PyBuffer_Release(&result_view)
+            _release(&x_view, has_x)
+            _release(&v_view, has_v)
+            _release(&result_view, has_result)
         if not ok:
             return None
         if mode == 0:
@@ -2216,7 +2224,7 @@ cdef class Replay:
                                 if not compressed:
                                     for k in range(count):
                                         h = work.adjoint_tangent[row * lanes + k]
-                                        if h - h != 0.0:       # inf or NaN
+                                        if not finite_number(h):
                                             finite = False
                                         H[i * n + start + k] = h
                                     continue
@@ -2224,7 +2232,7 @@ cdef class Replay:
                                     c = colors[indices[p]] - start
                                     if 0 <= c < count:
                                         h = work.adjoint_tangent[row * lanes + c]
-                                        if h - h != 0.0:
+                                        if not finite_number(h):
                                             finite = False
                                         data[p] = h
                             start += lanes
@@ -2253,12 +2261,9 @@ cdef class Replay:
         finally:
             self._give_back(one)
             self._give_back(work)
-            if has_x:
-                PyBuffer_Release(&x_view)
-            if has_h:
-                PyBuffer_Release(&h_view)
-            if has_data:
-                PyBuffer_Release(&data_view)
+            _release(&x_view, has_x)
+            _release(&h_view, has_h)
+            _release(&data_view, has_data)
         if not ok:
             return None
         return values if sparse else hessian

@@ -482,6 +482,35 @@ def test_concurrent_calls_equal_serial_calls():
         np.testing.assert_array_equal(gradient, singles[k][1])
 
 
+def test_concurrent_hessians_on_a_fresh_recording():
+    """Threads that ask a new recording for its first Hessians find its sparsity
+    together (the analysis releases the GIL) and must all get the serial results."""
+    x = np.linspace(-1.0, 1.0, 300)
+    v = np.cos(np.arange(300.0))
+    expected_hessian = wg.record(rosenbrock, x).hessian(x)
+    expected_hvp = wg.record(rosenbrock, x).hvp(x, v)
+    for _ in range(5):
+        F = wg.record(rosenbrock, x)
+        results, errors = [None] * 4, []
+
+        def worker(k, F=F, results=results, errors=errors):
+            try:
+                results[k] = (F.hessian(x), F.hvp(x, v), F.hessian(x, sparse=True))
+            except Exception as error:  # noqa: BLE001 - reported to the main thread
+                errors.append(error)
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors
+        for hessian, hvp, sparse in results:
+            np.testing.assert_array_equal(hessian, expected_hessian)
+            np.testing.assert_array_equal(hvp, expected_hvp)
+            np.testing.assert_array_equal(sparse.toarray(), expected_hessian)
+
+
 # -- scipy ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("method", ["L-BFGS-B", "BFGS"])

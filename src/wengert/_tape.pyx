@@ -2022,12 +2022,15 @@ cdef class Replay:
         banded Hessians such as Rosenbrock's: 3 colours).
         """
         if self._structure is None:
-            self._structure = self._analyse_hessian()
-            if self._structure:
+            structure = self._analyse_hessian()
+            if structure:
+                mirror = _mirror_positions(structure[0], structure[1])
                 self.hessian_indptr, self.hessian_indices, self.hessian_colors, \
-                    self.hessian_n_colors = self._structure
-                self.hessian_mirror = _mirror_positions(self.hessian_indptr,
-                                                        self.hessian_indices)
+                    self.hessian_n_colors = structure
+                self.hessian_mirror = mirror
+            # Set last: a thread that finds _structure set finds the fields set too
+            # (the analysis releases the GIL, so two threads may both run it).
+            self._structure = structure
         return self._structure or None
 
     def _analyse_hessian(self):

@@ -301,3 +301,22 @@ def test_dense_hessian_in_several_blocks_of_lanes(at_zero):
     np.testing.assert_allclose(H, expected, rtol=1e-13)
     np.testing.assert_array_equal(H, H.T)
     np.testing.assert_allclose(H, hvp_columns(F, x), rtol=1e-13)
+
+
+def test_what_callers_do_to_returned_arrays_does_not_reach_the_sweeps():
+    """scipy keeps the index arrays it is given and eliminate_zeros rewrites them
+    in place; the structure handed out is read-only, the sweeps keep their own."""
+    m = 50
+    F = wg.record(lambda x: sum((x[i] * x[i + m]) ** 2 for i in range(m))
+                  + sum(t * t for t in x), np.zeros(2 * m))
+    S = F.hessian(np.zeros(2 * m), sparse=True)
+    S.eliminate_zeros()                          # at 0, the cross terms are zero
+    assert S.nnz < structure(F)[0][-1]
+    x = np.ones(2 * m)
+    expected = 2.0 * np.eye(2 * m) + 2.0 * np.eye(2 * m)
+    expected[np.arange(m), np.arange(m) + m] = expected[np.arange(m) + m, np.arange(m)] = 4.0
+    np.testing.assert_array_equal(F.hessian(x), expected)
+    np.testing.assert_array_equal(F.hessian(x, sparse=True).toarray(), expected)
+    for array in structure(F)[:3]:
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = 0

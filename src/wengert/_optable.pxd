@@ -32,10 +32,11 @@ from libc.math cimport (
 cdef extern from *:
     """
     #define WENGERT_TWO_OVER_SQRT_PI 1.12837916709551257390
-    /* sin and cos of one angle: glibc's sincos shares the range reduction (the
-       same results as sin and cos, in less time but with more latency than the
-       two side by side); elsewhere both. */
-    #if defined(__GNUC__) && defined(__GLIBC__)
+    /* sin and cos of one angle: with GCC on glibc, sincos shares the range
+       reduction (the same results as sin and cos, in less time but with more
+       latency than the two side by side); elsewhere both calls (clang before 20
+       has no __builtin_sincos). */
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__)
     #define wengert_sincos(x, s, c) __builtin_sincos((x), (s), (c))
     #else
     #define wengert_sincos(x, s, c) (*(s) = sin(x), *(c) = cos(x))

@@ -1923,7 +1923,6 @@ cdef class Replay:
         """The sweeps of ``point`` (see there) on its acquired buffers."""
         cdef Py_ssize_t n = self.inputs.shape[0], i, row, top = self.outputs[0]
         cdef double* out = <double*>result.buf if mode == 1 or mode == 3 else NULL
-        cdef double h
         cdef bint finite
         self._forward(work, <const double*>x.buf, 0, 1, ok, mode == 3)
         value[0] = work.value[top]
@@ -1943,9 +1942,9 @@ cdef class Replay:
             hessian_lane_sweeps(self, work, work, 1, True, False)
             finite = True
             for i in range(n):
-                h = work.adjoint_tangent[self.inputs[i]]
-                if self.inputs[i] <= top and not finite_number(h):
-                    finite = False
+                row = self.inputs[i]
+                if row <= top and not finite_number(work.adjoint_tangent[row]):
+                    finite = False   # (rows above the output were not swept)
             if not finite:
                 hessian_lane_sweeps(self, work, work, 1, False, True)
             for i in range(n):
@@ -2024,10 +2023,17 @@ cdef class Replay:
         if self._structure is None:
             structure = self._analyse_hessian()
             if structure:
-                mirror = _mirror_positions(structure[0], structure[1])
-                self.hessian_indptr, self.hessian_indices, self.hessian_colors, \
-                    self.hessian_n_colors = structure
-                self.hessian_mirror = mirror
+                indptr, indices, colors, n_colors = structure
+                # The sweeps' own copies; the arrays handed out are read-only, so
+                # nothing a caller does to them reaches the sweeps.
+                self.hessian_indptr = indptr.copy()
+                self.hessian_indices = indices.copy()
+                self.hessian_colors = colors.copy()
+                self.hessian_n_colors = n_colors
+                if n_colors < self.inputs.shape[0]:    # compressed: symmetrised by mirror
+                    self.hessian_mirror = _mirror_positions(indptr, indices)
+                for array in (indptr, indices, colors):
+                    array.flags.writeable = False
             # Set last: a thread that finds _structure set finds the fields set too
             # (the analysis releases the GIL, so two threads may both run it).
             self._structure = structure
@@ -2196,6 +2202,8 @@ cdef class Replay:
             one.ensure_second_order()
             work.ensure_second_order()
             has_x = _float64_vector(point, &x_view, n)
+            if not has_x:                      # not after ascontiguousarray: never taken
+                raise ValueError(f"x must be {n} real numbers")
             if compressed:
                 has_data = _float64_vector(values, &data_view, indptr[n])
                 data = <double*>data_view.buf

@@ -300,8 +300,10 @@ class RecordedFunction:
             if structure is None:                    # dense: keep its nonzeros
                 hessians.append(scipy_sparse.csr_array(values))
             else:
+                # Copies: scipy keeps the arrays it is given, and its in-place
+                # methods (eliminate_zeros, sort_indices) would change them.
                 hessians.append(scipy_sparse.csr_array(
-                    (values, structure[1], structure[0]), shape=shape))
+                    (values, structure[1].copy(), structure[0].copy()), shape=shape))
         return hessians if batched else hessians[0]
 
 

@@ -453,27 +453,40 @@ def test_replay_constructor_validates_too():
 
 # -- threads --------------------------------------------------------------------------------
 
+def in_threads(call, count):
+    """[call(0), ..., call(count - 1)], each run on its own thread, all at once;
+    an exception in any thread is raised here."""
+    results, errors = [None] * count, []
+
+    def worker(k):
+        try:
+            results[k] = call(k)
+        except Exception as error:  # noqa: BLE001 - reported to the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
 def test_concurrent_calls_equal_serial_calls():
     F = wg.record(rosenbrock, np.zeros(50))
     rng = np.random.default_rng(3)
     points = [rng.uniform(-2, 2, size=(64, 50)) for _ in range(8)]
     expected = [F.value_and_grad(p) for p in points]
     singles = [F.value_and_grad(p[0]) for p in points]
-    results, errors = [None] * 8, []
 
-    def worker(k):
-        try:
-            for _ in range(10):
-                results[k] = (F.value_and_grad(points[k]), F.value_and_grad(points[k][0]))
-        except Exception as error:  # noqa: BLE001 - reported to the main thread
-            errors.append(error)
+    def call(k):
+        for _ in range(10):
+            result = (F.value_and_grad(points[k]), F.value_and_grad(points[k][0]))
+        return result
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
+    results = in_threads(call, 8)
     for k in range(8):
         (values, gradients), (value, gradient) = results[k]
         np.testing.assert_array_equal(values, expected[k][0])
@@ -491,20 +504,8 @@ def test_concurrent_hessians_on_a_fresh_recording():
     expected_hvp = wg.record(rosenbrock, x).hvp(x, v)
     for _ in range(5):
         F = wg.record(rosenbrock, x)
-        results, errors = [None] * 4, []
-
-        def worker(k, F=F, results=results, errors=errors):
-            try:
-                results[k] = (F.hessian(x), F.hvp(x, v), F.hessian(x, sparse=True))
-            except Exception as error:  # noqa: BLE001 - reported to the main thread
-                errors.append(error)
-
-        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert not errors
+        results = in_threads(lambda k, F=F: (F.hessian(x), F.hvp(x, v),
+                                             F.hessian(x, sparse=True)), 4)
         for hessian, hvp, sparse in results:
             np.testing.assert_array_equal(hessian, expected_hessian)
             np.testing.assert_array_equal(hvp, expected_hvp)

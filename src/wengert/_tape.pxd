@@ -160,6 +160,9 @@ cdef class Replay:
         Py_ssize_t    hessian_n_colors    # how many colours (n: no compression)
         int32_t[::1]  hessian_mirror      # position of entry (j, i) for each entry (i, j)
 
+    cdef int _set_ends(self, object inputs, object outputs) except -1
+    cdef int _check_ends(self) except -1
+    cdef int _leaves_first(self) except -1
     cdef Workspace _take(self, Py_ssize_t points)
     cdef void _give_back(self, Workspace work)
     cdef void _point_sweeps(self, Workspace work, Py_buffer* x, Py_buffer* v, Py_buffer* result,

@@ -13,6 +13,7 @@ from cpython.buffer cimport (
 )
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
 from cpython.long cimport PyLong_AsDouble, PyLong_Check
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport INT32_MAX, int32_t, uint8_t, uint64_t
 from libc.math cimport ceil, floor, rint, trunc
 from libc.stdlib cimport free, realloc
@@ -1596,17 +1597,18 @@ cdef class Replay:
             # reaches _grow, which refuses (frozen), so no row ever changes.
             self.tape.frozen = True
             self.tape.capacity = self.tape.n_rows
-            self.inputs = _row_array(source[1])
-            self.outputs = _row_array(source[2])
+            self._set_ends(source[1], source[2])
             if source[3]:
                 kind, a, b, expected = zip(*source[3])
                 self.guard_kind = np.array(kind, dtype=np.uint8)
                 self.guard_a = np.array(a, dtype=np.int32)
                 self.guard_b = np.array(b, dtype=np.int32)
                 self.guard_expected = np.array(expected, dtype=np.float64)
-            else:                                # empty, so sharing them is safe
-                self.guard_kind, self.guard_expected = NO_GUARD_KINDS, NO_GUARD_VALUES
-                self.guard_a = self.guard_b = NO_GUARD_ROWS
+            else:     # empty, so sharing them is safe (typed: no buffer to acquire)
+                self.guard_kind = NO_GUARD_KIND_VIEW
+                self.guard_a = NO_GUARD_ROW_VIEW
+                self.guard_b = NO_GUARD_ROW_VIEW
+                self.guard_expected = NO_GUARD_VALUE_VIEW
         elif len(source) == len(REPLAY_ARRAYS):
             self._rebuild(*_validated_replay_arrays(*source))
         else:
@@ -1616,7 +1618,27 @@ cdef class Replay:
         self._check_ends()
         self._leaves_first()
 
-    def _leaves_first(self):
+    cdef int _set_ends(self, object inputs, object outputs) except -1:
+        """The input and output rows of a fresh recording (a range of rows and a
+        list), as slices of one new int32 array: one allocation, no buffer
+        acquired per array (wengert.record's fixed cost is a few microseconds)."""
+        cdef Py_ssize_t n = len(inputs), m = len(outputs), i, first
+        cdef int32_t[::1] ends = np.empty(n + m, dtype=np.int32)
+        if type(inputs) is range and inputs.step == 1 and 0 <= inputs.start \
+                and inputs.stop <= INT32_MAX:
+            first = inputs.start
+            for i in range(n):
+                ends[i] = <int32_t>(first + i)
+        else:
+            for i in range(n):
+                ends[i] = inputs[i]
+        for i in range(m):
+            ends[n + i] = outputs[i]
+        self.inputs = ends[:n]
+        self.outputs = ends[n:]
+        return 0
+
+    cdef int _leaves_first(self) except -1:
         """Reorder the rows so that all leaves (constants and inputs, 35-40% of a
         typical tape) come first, in their order, then the computed rows in
         theirs: still a topological order, and the sweeps run over the
@@ -1624,30 +1646,36 @@ cdef class Replay:
         a leaf.  Inputs, outputs and guards follow their rows."""
         cdef Tape old = self.tape, tape
         cdef Py_ssize_t rows = old.n_rows, i, j, leaves = 0
-        where_array = np.empty(rows, dtype=np.int32)
-        cdef int32_t[::1] where = where_array     # where[i]: the new index of row i
-        cdef int32_t[::1] rows_of
-        for i in range(rows):
-            if op_arity(old.op[i]) == 0:
-                where[i] = <int32_t>leaves
-                leaves += 1
-        self.first_computed = leaves
-        j = leaves
-        for i in range(rows):
-            if op_arity(old.op[i]) != 0:
-                where[i] = <int32_t>j
-                j += 1
-        tape = Tape(capacity=rows)
-        _renumber_rows(old.op, old.arg0, old.arg1, old.d0, old.d1, old.value, &where[0], rows,
-                       tape.op, tape.arg0, tape.arg1, tape.d0, tape.d1, tape.value)
-        tape.n_rows = rows
-        tape.frozen = True                       # taken over: see __cinit__
-        tape.capacity = rows
-        self.tape = tape
-        # The row arrays are this replay's own copies: renumbered in place.
-        for rows_of in (self.inputs, self.outputs, self.guard_a, self.guard_b):
-            for i in range(rows_of.shape[0]):
-                rows_of[i] = where[rows_of[i]]
+        # where[i]: the new index of row i
+        cdef int32_t* where = <int32_t*>PyMem_Malloc(rows * sizeof(int32_t))
+        if where == NULL:
+            raise MemoryError()
+        try:
+            for i in range(rows):
+                if op_arity(old.op[i]) == 0:
+                    where[i] = <int32_t>leaves
+                    leaves += 1
+            self.first_computed = leaves
+            j = leaves
+            for i in range(rows):
+                if op_arity(old.op[i]) != 0:
+                    where[i] = <int32_t>j
+                    j += 1
+            tape = Tape(capacity=rows)
+            _renumber_rows(old.op, old.arg0, old.arg1, old.d0, old.d1, old.value, where, rows,
+                           tape.op, tape.arg0, tape.arg1, tape.d0, tape.d1, tape.value)
+            tape.n_rows = rows
+            tape.frozen = True                       # taken over: see __cinit__
+            tape.capacity = rows
+            self.tape = tape
+            # The row arrays are this replay's own copies: renumbered in place.
+            _renumber_in_place(self.inputs, where)
+            _renumber_in_place(self.outputs, where)
+            _renumber_in_place(self.guard_a, where)
+            _renumber_in_place(self.guard_b, where)
+        finally:
+            PyMem_Free(where)
+        return 0
 
     def _rebuild(self, op, arg0, arg1, value, inputs, outputs,
                  guard_kind, guard_a, guard_b, guard_expected):
@@ -1675,7 +1703,7 @@ cdef class Replay:
         self.guard_b = np.array(guard_b)
         self.guard_expected = np.array(guard_expected)
 
-    def _check_ends(self):
+    cdef int _check_ends(self) except -1:
         """Inputs: distinct INPUT rows, at least one; outputs: rows; guards: known
         kinds on rows.  C loops, so a fresh recording pays microseconds."""
         cdef Py_ssize_t rows = self.tape.n_rows, i, r
@@ -1700,6 +1728,7 @@ cdef class Replay:
                 raise ValueError("unknown guard kind")
             if not (0 <= self.guard_a[i] < rows and 0 <= self.guard_b[i] < rows):
                 raise ValueError("guard_a and guard_b must be rows of the tape")
+        return 0
 
     @property
     def n_rows(self):
@@ -2296,9 +2325,10 @@ REPLAY_DTYPES = dict(op=np.uint8, arg0=np.int32, arg1=np.int32, value=np.float64
 cdef object ndarray = np.ndarray
 cdef object empty = np.empty
 
-NO_GUARD_KINDS = np.empty(0, dtype=np.uint8)
-NO_GUARD_ROWS = np.empty(0, dtype=np.int32)
-NO_GUARD_VALUES = np.empty(0, dtype=np.float64)
+# The guard arrays of a recording without guards: shared, as typed views.
+cdef uint8_t[::1] NO_GUARD_KIND_VIEW = np.empty(0, dtype=np.uint8)
+cdef int32_t[::1] NO_GUARD_ROW_VIEW = np.empty(0, dtype=np.int32)
+cdef double[::1] NO_GUARD_VALUE_VIEW = np.empty(0, dtype=np.float64)
 
 
 cdef object _mirror_positions(const Py_ssize_t[::1] indptr, const int32_t[::1] indices):
@@ -2341,12 +2371,11 @@ cdef void _renumber_rows(const uint8_t* op, const int32_t* arg0, const int32_t* 
         new_value[j] = value[i]
 
 
-cdef object _row_array(object rows):
-    """Row numbers as a new int32 array; a range of rows (wengert.record's inputs)
-    without a Python loop over its items."""
-    if type(rows) is range and rows.step == 1 and 0 <= rows.start <= rows.stop <= INT32_MAX:
-        return np.arange(rows.start, rows.stop, dtype=np.int32)
-    return np.array(rows, dtype=np.int32)
+cdef void _renumber_in_place(int32_t[::1] rows_of, const int32_t* where) noexcept:
+    """rows_of[i] = where[rows_of[i]]: row numbers following a reordering."""
+    cdef Py_ssize_t i
+    for i in range(rows_of.shape[0]):
+        rows_of[i] = where[rows_of[i]]
 
 
 def _validated_replay_arrays(*given):

@@ -19,6 +19,8 @@ import numpy as np
 
 from wengert._tape import REPLAY_ARRAYS, Replay, Tape, Var
 
+_FLOAT64 = np.dtype(np.float64)
+
 __all__ = ["record", "load", "RecordedFunction", "BranchChanged"]
 
 FILE_FORMAT = 1
@@ -72,8 +74,12 @@ class RecordedFunction:
             raise TypeError(f"record() expects a callable, got {type(fun).__name__}")
         self._fun = fun
         self._retape = retape
-        self._scalar_input = isinstance(x0, numbers.Real) and not isinstance(x0, bool)
-        point = self._point(x0, "x0")
+        if type(x0) is np.ndarray and x0.dtype is _FLOAT64 and x0.ndim == 1:
+            self._scalar_input = False         # the common case, without _point's checks
+            point = x0.reshape(1, -1)
+        else:
+            self._scalar_input = isinstance(x0, numbers.Real) and not isinstance(x0, bool)
+            point = self._point(x0, "x0")
         if point.shape[0] != 1 or point.shape[1] == 0:
             raise ValueError("x0 must be a single point: a number or a non-empty 1-D array")
         self._n = point.shape[1]
@@ -101,6 +107,8 @@ class RecordedFunction:
         finally:
             guards = tape.guards
             tape.guards = None
+        if type(output) is Var and output.tape is tape:     # the common case, directly
+            return Replay(tape, input_rows, [output.index], guards), True
         scalar_output = _is_scalar(output)
         items = [output] if scalar_output else _output_items(output)
         output_rows = [_output_row(tape, item) for item in items]

@@ -163,6 +163,10 @@ cdef class Replay:
     cdef int _set_ends(self, object inputs, object outputs) except -1
     cdef int _check_ends(self) except -1
     cdef int _leaves_first(self) except -1
+    cdef bint _dependencies(self, uint64_t* dep, uint64_t* pattern, Py_ssize_t words,
+                            Py_ssize_t* scratch) noexcept
+    cdef tuple _colouring(self, const uint64_t* pattern, Py_ssize_t words,
+                          Py_ssize_t* scratch)
     cdef Workspace _take(self, Py_ssize_t points)
     cdef void _give_back(self, Workspace work)
     cdef void _point_sweeps(self, Workspace work, Py_buffer* x, Py_buffer* v, Py_buffer* result,

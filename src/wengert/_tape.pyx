@@ -16,7 +16,7 @@ from cpython.long cimport PyLong_AsDouble, PyLong_Check
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport INT32_MAX, int32_t, uint8_t, uint64_t
 from libc.math cimport ceil, floor, rint, trunc
-from libc.stdlib cimport free, realloc
+from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
 
 from wengert._optable cimport (
@@ -2069,38 +2069,54 @@ cdef class Replay:
         return self._structure or None
 
     def _analyse_hessian(self):
+        """``hessian_structure``'s analysis: ``()`` if too large, else its tuple.
+        Scratch bitsets and marks are C buffers (numpy arrays would cost more
+        than the analysis of a small tape); only the results are arrays."""
         cdef Py_ssize_t n = self.inputs.shape[0], top = self.outputs[0]
-        cdef Py_ssize_t words = (n + 63) // 64, i, j, k, p, q, w, a, b, nnz, cost, widest
-        cdef int curvature
-        cdef uint64_t bits
+        cdef Py_ssize_t words = (n + 63) // 64
         if (top + 1) * words > STRUCTURE_MAX_WORDS:
             return ()
-        # dep: for every row, the inputs it depends on (a bitset of `words` words)
-        dep_array = np.zeros((top + 1) * words, dtype=np.uint64)
-        pattern_array = np.zeros(n * words, dtype=np.uint64)
-        live_array = np.zeros(top + 1, dtype=np.uint8)
-        position_array = np.full(top + 1, -1, dtype=np.int32)
-        cdef uint64_t[::1] dep = dep_array, pattern = pattern_array
-        cdef uint8_t[::1] live = live_array
-        cdef int32_t[::1] position = position_array
+        # dep: for every row, the inputs it depends on (a bitset of `words` words);
+        # pattern: for every input, the inputs it shares a Hessian entry with.
+        cdef uint64_t* dep = <uint64_t*>calloc((top + 1) * words, sizeof(uint64_t))
+        cdef uint64_t* pattern = <uint64_t*>calloc(n * words, sizeof(uint64_t))
+        cdef Py_ssize_t* scratch = <Py_ssize_t*>malloc((top + n + 2) * sizeof(Py_ssize_t))
+        try:
+            if dep == NULL or pattern == NULL or scratch == NULL:
+                raise MemoryError("no memory for the Hessian analysis")
+            if not self._dependencies(dep, pattern, words, scratch):
+                return ()                      # a large, nearly dense Hessian: give up
+            return self._colouring(pattern, words, scratch)
+        finally:
+            free(dep)
+            free(pattern)
+            free(scratch)
+
+    cdef bint _dependencies(self, uint64_t* dep, uint64_t* pattern, Py_ssize_t words,
+                            Py_ssize_t* scratch) noexcept:
+        """Fill dep and pattern (zeroed); False if the work passes STRUCTURE_MAX_COST.
+        scratch holds top + 1 marks."""
+        cdef Py_ssize_t n = self.inputs.shape[0], top = self.outputs[0], i, j, w, a, b
+        cdef Py_ssize_t cost = 0
+        cdef int curvature
         cdef const uint8_t* ops = self.tape.op
         cdef const int32_t* arg0 = self.tape.arg0
         cdef const int32_t* arg1 = self.tape.arg1
-        for j in range(n):
-            if self.inputs[j] <= top:
-                position[self.inputs[j]] = j
-        cost = 0
+        cdef Py_ssize_t* live = scratch        # rows the output depends on: 1
         with nogil:
-            live[top] = 1                      # rows the output depends on
+            memset(live, 0, (top + 1) * sizeof(Py_ssize_t))
+            live[top] = 1
             for i in range(top, 0, -1):
                 if live[i]:
                     live[arg0[i]] = 1          # unused operands point at row 0
                     live[arg1[i]] = 1
+            for j in range(n):                 # an input's bit, on its row
+                i = self.inputs[j]
+                if i <= top:
+                    dep[i * words + j // 64] = (<uint64_t>1) << (j % 64)
             for i in range(1, top + 1):
-                if ops[i] == INPUT:
-                    if position[i] >= 0:
-                        dep[i * words + position[i] // 64] = (<uint64_t>1) << (position[i] % 64)
-                    continue                   # CONST rows (arg0 = arg1 = 0): no inputs
+                if op_arity(ops[i]) == 0:      # INPUT: set above; CONST: no inputs
+                    continue
                 a = arg0[i] * words
                 b = arg1[i] * words
                 for w in range(words):
@@ -2109,19 +2125,25 @@ cdef class Replay:
                 if not live[i] or curvature == 0:
                     continue
                 if curvature & CURVES_AA:
-                    cost += add_pairs(&pattern[0], &dep[a], &dep[a], words)
+                    cost += add_pairs(pattern, &dep[a], &dep[a], words)
                 if curvature & CURVES_AB:
-                    cost += add_pairs(&pattern[0], &dep[a], &dep[b], words)
-                    cost += add_pairs(&pattern[0], &dep[b], &dep[a], words)
+                    cost += add_pairs(pattern, &dep[a], &dep[b], words)
+                    cost += add_pairs(pattern, &dep[b], &dep[a], words)
                 if curvature & CURVES_BB:
-                    cost += add_pairs(&pattern[0], &dep[b], &dep[b], words)
+                    cost += add_pairs(pattern, &dep[b], &dep[b], words)
                 if cost > STRUCTURE_MAX_COST:
-                    break                      # a large, nearly dense Hessian: give up
-        if cost > STRUCTURE_MAX_COST:
-            return ()
+                    return False
+        return True
+
+    cdef tuple _colouring(self, const uint64_t* pattern, Py_ssize_t words,
+                          Py_ssize_t* scratch):
+        """The CSR pattern of the bitsets and a greedy colouring of its columns.
+        scratch holds n + 1 entries."""
+        cdef Py_ssize_t n = self.inputs.shape[0], i, j, k, p, q, w, nnz
+        cdef Py_ssize_t cost = 0, widest = 0, n_colors = 0, color
+        cdef uint64_t bits
         indptr_array = np.zeros(n + 1, dtype=np.intp)
         cdef Py_ssize_t[::1] indptr = indptr_array
-        cost = widest = 0
         for j in range(n):
             k = 0
             for w in range(words):
@@ -2147,11 +2169,13 @@ cdef class Replay:
         # means nearly dense: one colour per column, no colouring.
         if widest == n or cost > STRUCTURE_MAX_COST:
             return (indptr_array, indices_array, np.arange(n, dtype=np.int32), n)
-        colors_array = np.full(n, -1, dtype=np.int32)
-        taken_array = np.full(n + 1, -1, dtype=np.intp)
+        colors_array = np.empty(n, dtype=np.int32)
         cdef int32_t[::1] colors = colors_array
-        cdef Py_ssize_t[::1] taken = taken_array   # taken[c] == j: colour c clashes with column j
-        cdef Py_ssize_t n_colors = 0, color
+        cdef Py_ssize_t* taken = scratch       # taken[c] == j: colour c clashes with column j
+        for j in range(n):
+            colors[j] = -1
+            taken[j] = -1
+        taken[n] = -1
         for j in range(n):
             for p in range(indptr[j], indptr[j + 1]):      # rows i of column j (symmetric)
                 i = indices[p]
@@ -2337,9 +2361,11 @@ cdef object _mirror_positions(const Py_ssize_t[::1] indptr, const int32_t[::1] i
     with i < j come up in row j's order: a cursor per row finds them."""
     cdef Py_ssize_t n = indptr.shape[0] - 1, i, j, p, q
     mirror_array = np.empty(indptr[n], dtype=np.int32)
-    cursor_array = np.array(indptr[:n], dtype=np.intp)
     cdef int32_t[::1] mirror = mirror_array
-    cdef Py_ssize_t[::1] cursor = cursor_array
+    cdef Py_ssize_t* cursor = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
+    if cursor == NULL:
+        raise MemoryError("no memory for the Hessian's mirror index")
+    memcpy(cursor, &indptr[0], (n + 1) * sizeof(Py_ssize_t))
     for i in range(n):
         for p in range(indptr[i], indptr[i + 1]):
             j = indices[p]
@@ -2350,6 +2376,7 @@ cdef object _mirror_positions(const Py_ssize_t[::1] indptr, const int32_t[::1] i
                 cursor[j] += 1
                 mirror[p] = <int32_t>q
                 mirror[q] = <int32_t>p
+    free(cursor)
     return mirror_array
 
 

@@ -242,6 +242,23 @@ def test_strided_and_other_dtype_points_take_the_general_path_with_the_same_resu
     assert F(as_float32) == F(as_float32.astype(np.float64))
 
 
+@pytest.mark.parametrize("make_x0", [
+    lambda x: x,                                   # the fast path: float64, 1-D
+    lambda x: np.repeat(x, 2)[::2],                # strided float64
+    lambda x: x.astype(">f8"),                     # big-endian float64: another dtype object
+    lambda x: x.tolist(),                          # a list
+    lambda x: x.astype(np.float32).astype(np.float64).astype(np.float32),
+])
+def test_every_form_of_x0_records_the_same_tape(make_x0):
+    x = np.array([0.25, -1.5, 2.0, 0.75])            # exact in float32 too
+    reference = wg.record(rosenbrock, x)
+    F = wg.record(rosenbrock, make_x0(x))
+    assert F.tape.to_arrays()["op"].tolist() == reference.tape.to_arrays()["op"].tolist()
+    point = np.array([1.1, 0.3, -0.2, 0.9])
+    assert F(point) == reference(point) == rosenbrock(point.tolist())
+    assert F.grad(point).tolist() == reference.grad(point).tolist()
+
+
 # -- guards -------------------------------------------------------------------------------
 
 def branchy(x):

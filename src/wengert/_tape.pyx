@@ -13,7 +13,6 @@ from cpython.buffer cimport (
 )
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
 from cpython.long cimport PyLong_AsDouble, PyLong_Check
-from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport INT32_MAX, int32_t, uint8_t, uint64_t
 from libc.math cimport ceil, floor, rint, trunc
 from libc.stdlib cimport calloc, free, malloc, realloc
@@ -1647,7 +1646,7 @@ cdef class Replay:
         cdef Tape old = self.tape, tape
         cdef Py_ssize_t rows = old.n_rows, i, j, leaves = 0
         # where[i]: the new index of row i
-        cdef int32_t* where = <int32_t*>PyMem_Malloc(rows * sizeof(int32_t))
+        cdef int32_t* where = <int32_t*>malloc(rows * sizeof(int32_t))
         if where == NULL:
             raise MemoryError()
         try:
@@ -1674,7 +1673,7 @@ cdef class Replay:
             _renumber_in_place(self.guard_a, where)
             _renumber_in_place(self.guard_b, where)
         finally:
-            PyMem_Free(where)
+            free(where)
         return 0
 
     def _rebuild(self, op, arg0, arg1, value, inputs, outputs,
@@ -2365,18 +2364,20 @@ cdef object _mirror_positions(const Py_ssize_t[::1] indptr, const int32_t[::1] i
     cdef Py_ssize_t* cursor = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
     if cursor == NULL:
         raise MemoryError("no memory for the Hessian's mirror index")
-    memcpy(cursor, &indptr[0], (n + 1) * sizeof(Py_ssize_t))
-    for i in range(n):
-        for p in range(indptr[i], indptr[i + 1]):
-            j = indices[p]
-            if j == i:
-                mirror[p] = <int32_t>p
-            elif j > i:                # (j, i) is row j's next entry left of its diagonal
-                q = cursor[j]
-                cursor[j] += 1
-                mirror[p] = <int32_t>q
-                mirror[q] = <int32_t>p
-    free(cursor)
+    try:
+        memcpy(cursor, &indptr[0], (n + 1) * sizeof(Py_ssize_t))
+        for i in range(n):
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                if j == i:
+                    mirror[p] = <int32_t>p
+                elif j > i:            # (j, i) is row j's next entry left of its diagonal
+                    q = cursor[j]
+                    cursor[j] += 1
+                    mirror[p] = <int32_t>q
+                    mirror[q] = <int32_t>p
+    finally:                           # (a debug build's bounds checks can raise)
+        free(cursor)
     return mirror_array
 
 

@@ -153,7 +153,7 @@ def test_dense_hessian_takes_one_colour_per_column():
     x = np.array([0.1, 0.2, 0.3])
     F = wg.record(lambda v: wg.exp(v[0] + v[1] + v[2]), x)
     rows, cols = F.hessian_sparsity()
-    assert rows.size == 9 and structure(F)[3] == 3
+    assert rows.size == 9 and structure(F)[3] == 3 and plan(F) is None
     np.testing.assert_allclose(F.hessian(x), np.full((3, 3), math.exp(0.6)), rtol=1e-15)
     np.testing.assert_array_equal(F.hessian(x, sparse=True).toarray(), F.hessian(x))
 
@@ -239,18 +239,82 @@ def test_banded_random_programs_match_hvp_columns(program, blocks, stride, seed)
     F = wg.record(f, x)
     dense = hvp_columns(F, x)
     H = F.hessian(x)
+    lanes = F._replay.hessian_point(x, use_plan=False)
     finite = np.isfinite(dense).all()
     if finite:
         scale = np.maximum(np.abs(dense), 1.0)
         assert np.all(np.abs(H - dense) <= 1e-11 * scale), np.max(np.abs(H - dense) / scale)
+        assert np.all(np.abs(lanes - dense) <= 1e-11 * scale)
     assert np.array_equal(H, H.T, equal_nan=True)
+    assert np.array_equal(lanes, lanes.T, equal_nan=True)
     found = F.hessian_sparsity()
+    if plan(F) is not None:
+        check_plan(F)
     if found is not None:
         check_colouring(F)
         outside = np.ones((n, n), dtype=bool)
         outside[found] = False
         assert np.all(dense[outside] == 0.0), "a nonzero outside the structure"
         assert np.all(H[outside] == 0.0)
+
+
+# -- the plan: the structure's entries as straight-line code -------------------------
+
+def plan(F):
+    F.hessian_sparsity()
+    return F._replay.hessian_plan
+
+
+def check_plan(F):
+    """Every index of the plan in bounds; a move reads a slot of an earlier row; a
+    product writes an entry on or above the diagonal."""
+    found = plan(F)
+    arrays = found.arrays()
+    slots, moves, products = found.size
+    indptr, indices = structure(F)[:2]
+    rows = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
+    for name in ("ones", "target", "source", "left", "right"):
+        assert np.all((0 <= arrays[name]) & (arrays[name] < slots)), name
+    assert np.all(arrays["source"] < arrays["target"])
+    assert np.all((0 <= arrays["entry"]) & (arrays["entry"] < indptr[-1]))
+    assert np.all(indices[arrays["entry"]] >= rows[arrays["entry"]])
+    for ends, total in ((arrays["gradient_end"], moves), (arrays["curved_end"], products)):
+        assert np.all(np.diff(ends) >= 0) and np.all(ends >= 0)
+        assert (ends[-1] if ends.size else 0) == total
+    assert np.all(np.diff(arrays["gradient_row"]) > 0)
+    assert np.all(np.diff(arrays["curved_row"]) > 0)
+
+
+@pytest.mark.parametrize("n", [4, 10, 100])
+def test_rosenbrock_hessian_takes_the_plan(n):
+    """Per term, four moves (x[i]'s square, x[i + 1] - x[i] ** 2, 1 - x[i]) and five
+    products (the squares' second partials times their operands' gradients); the
+    lane sweeps give the same entries, to rounding."""
+    x = np.linspace(-1.2, 1.1, n)
+    F = wg.record(rosenbrock, x)
+    assert plan(F).size == (n + 4 * (n - 1), 4 * (n - 1), 5 * (n - 1))
+    check_plan(F)
+    H = F.hessian(x)
+    assert np.array_equal(H, H.T)
+    lanes = F._replay.hessian_point(x, use_plan=False)
+    np.testing.assert_allclose(H, lanes, rtol=1e-15, atol=1e-13)
+    np.testing.assert_array_equal(F.hessian(x, sparse=True).toarray(), H)
+
+
+def test_the_lanes_where_they_cost_less():
+    """Eight inputs through a chain of 30 curved rows: every row depends on all
+    eight, so the plan would move 8 gradient entries and form 36 products per row,
+    against 3 x 8 lane steps.  The lanes are kept."""
+    def f(v):
+        t = sum(v[:8], 0.0)
+        for _ in range(30):
+            t = wg.sin(t) * 0.5 + t
+        return t + sum(u * u for u in v[8:])
+
+    x = np.linspace(0.1, 0.9, 20)
+    F = wg.record(f, x)
+    assert structure(F)[3] == 8 and plan(F) is None
+    np.testing.assert_allclose(F.hessian(x), hvp_columns(F, x), rtol=1e-13, atol=1e-13)
 
 
 # -- inf and NaN partials: the lanes' plain products fall back to exact zeros -------
@@ -267,6 +331,7 @@ def test_infinite_partials_leave_other_entries_exact(dense):
     x = np.array([0.0, 1.0, 2.0])
     F = wg.record(f, x)
     assert structure(F)[3] == (3 if dense else 2)
+    assert (plan(F) is None) == dense          # compressed: the plan, then the lanes
     inf = math.inf
     expected = np.array([[-inf, inf, 1.0 if dense else 0.0],
                          [inf, 0.0, 1.0],
@@ -274,6 +339,7 @@ def test_infinite_partials_leave_other_entries_exact(dense):
     np.testing.assert_array_equal(F.hessian(x), expected)
     np.testing.assert_array_equal(hvp_columns(F, x), expected)
     np.testing.assert_array_equal(F.hessian(x, sparse=True).toarray(), expected)
+    np.testing.assert_array_equal(F._replay.hessian_point(x, use_plan=False), expected)
     for j, direction in enumerate(np.eye(3)):    # one point: the one-lane fast path
         np.testing.assert_array_equal(F.hvp(x, direction), expected[:, j])
 

@@ -136,6 +136,30 @@ cdef class Workspace:
 
 
 @cython.final
+cdef class HessianPlan:
+    # A sparse Hessian as straight-line code over one point's partials: the
+    # programs are described in _tape.pyx; every index was built from the tape.
+    cdef:
+        Py_ssize_t n_slots, n_ones, n_gradient_rows, n_curved_rows, n_moves, n_products
+        int32_t* ones               # slot of each input's gradient (1.0)
+        int32_t* gradient_row       # row of each computed gradient, ascending
+        int32_t* gradient_end       # 2 per gradient row: end of its d0 moves, of its d1 moves
+        int32_t* target             # move: slots[target] += partial * slots[source]
+        int32_t* source
+        int32_t* curved_row         # row of each curved row with products, ascending
+        int32_t* curved_end         # 3 per curved row: end of its daa, dab, dbb products
+        int32_t* entry              # product: values[entry] += g * d2 * slots[left] * slots[right]
+        int32_t* left
+        int32_t* right
+
+    cdef void run(self, const double* d0, const double* d1, const double* daa,
+                  const double* dab, const double* dbb, const double* adjoint,
+                  double* slots, double* values) noexcept nogil
+    cdef Py_ssize_t _products(self, Py_ssize_t e, Py_ssize_t end, double g, double partial,
+                              const double* slots, double* values) noexcept nogil
+
+
+@cython.final
 cdef class Replay:
     # A frozen copy of a recorded tape with its inputs, outputs and guards; every
     # array was validated on construction, so the sweeps run unchecked.  The copy
@@ -159,6 +183,7 @@ cdef class Replay:
         int32_t[::1]  hessian_colors      # colour of each column
         Py_ssize_t    hessian_n_colors    # how many colours (n: no compression)
         int32_t[::1]  hessian_mirror      # position of entry (j, i) for each entry (i, j)
+        readonly HessianPlan hessian_plan  # None: the Hessian takes the lane sweeps
 
     cdef int _set_ends(self, object inputs, object outputs) except -1
     cdef int _check_ends(self) except -1

@@ -1570,6 +1570,379 @@ cdef Py_ssize_t add_pairs(uint64_t* pattern, const uint64_t* rows, const uint64_
     return work
 
 
+cdef inline int popcount64(uint64_t bits) noexcept nogil:
+    """Set bits (SWAR: without -mpopcnt, __builtin_popcountll is a library call)."""
+    if bits == 0:                      # the common case in sparse bitsets
+        return 0
+    bits = bits - ((bits >> 1) & 0x5555555555555555ULL)
+    bits = (bits & 0x3333333333333333ULL) + ((bits >> 2) & 0x3333333333333333ULL)
+    bits = (bits + (bits >> 4)) & 0x0F0F0F0F0F0F0F0FULL
+    return <int>((bits * 0x0101010101010101ULL) >> 56)
+
+
+cdef inline Py_ssize_t count_bits(const uint64_t* bits, Py_ssize_t words) noexcept nogil:
+    cdef Py_ssize_t w, k = 0
+    for w in range(words):
+        k += popcount64(bits[w])
+    return k
+
+
+cdef enum:
+    PLAN_MAX_INSTRUCTIONS = 1 << 24    # moves plus products of a HessianPlan: 200 MiB at most
+
+
+@cython.final
+cdef class HessianPlan:
+    """A sparse Hessian as straight-line code over one point's partials.
+
+    With H = sum over rows i of adjoint[i] * (daa[i] Ga Ga' + dab[i] (Ga Gb' + Gb Ga')
+    + dbb[i] Gb Gb'), where Ga and Gb are the gradients of row i's operands
+    with respect to the inputs, the Hessian needs those gradients only where the
+    op has second partials, and each is sparse: nonzero only on the inputs the
+    row depends on (the dependency bitsets of ``Replay.hessian_structure``).
+    Where those sets are small (Rosenbrock: at most 2 inputs per row), moving
+    each nonzero once costs less than carrying n_colors lanes through every
+    row; ``hessian_plan`` builds a plan only where it does.
+
+    The plan is three programs of int32 indices, fixed by the op codes:
+
+    * gradients: every row whose gradient is needed owns one slot per input it
+      depends on, in input order.  ``ones`` lists the slots of input rows (1.0).
+      For computed row ``gradient_row[m]``, moves ``gradient_end[2m - 1] ..
+      gradient_end[2m] - 1`` add ``d0[row] * slots[source]`` to
+      ``slots[target]`` (its first operand's gradient), and moves up to
+      ``gradient_end[2m + 1]`` do the same with ``d1`` (its second's).
+    * products: for curved row ``curved_row[m]``, products up to
+      ``curved_end[3m]`` add ``adjoint * daa * slots[left] * slots[right]`` to
+      entry ``entry`` of the CSR values, then ``dab`` up to ``curved_end[3m + 1]``
+      and ``dbb`` up to ``curved_end[3m + 2]``.  Only entries on or above the
+      diagonal are written (a cross term on the diagonal appears twice), so the
+      caller mirrors them and H is exactly symmetric.
+
+    Rows run in recorded order, so a gradient is complete before it is read.
+    """
+
+    def __dealloc__(self):
+        free(self.ones); free(self.gradient_row); free(self.gradient_end)
+        free(self.target); free(self.source); free(self.curved_row); free(self.curved_end)
+        free(self.entry); free(self.left); free(self.right)
+
+    @property
+    def size(self):
+        """(slots, moves, products): the plan's work per Hessian."""
+        return (self.n_slots, self.n_moves, self.n_products)
+
+    def arrays(self):
+        """Copies of the plan's index arrays, by field name (for inspection and tests)."""
+        return dict(ones=_int32_copy(self.ones, self.n_ones),
+                    gradient_row=_int32_copy(self.gradient_row, self.n_gradient_rows),
+                    gradient_end=_int32_copy(self.gradient_end, 2 * self.n_gradient_rows),
+                    target=_int32_copy(self.target, self.n_moves),
+                    source=_int32_copy(self.source, self.n_moves),
+                    curved_row=_int32_copy(self.curved_row, self.n_curved_rows),
+                    curved_end=_int32_copy(self.curved_end, 3 * self.n_curved_rows),
+                    entry=_int32_copy(self.entry, self.n_products),
+                    left=_int32_copy(self.left, self.n_products),
+                    right=_int32_copy(self.right, self.n_products))
+
+    cdef void run(self, const double* d0, const double* d1, const double* daa,
+                  const double* dab, const double* dbb, const double* adjoint,
+                  double* slots, double* values) noexcept nogil:
+        """Add to the entries on and above the diagonal of ``values`` (zeroed by the
+        caller) the Hessian at one point, from its partials and adjoints;
+        ``slots`` is scratch of ``n_slots``.  A curved row whose adjoint or second
+        partial is zero adds nothing, as in the lane sweeps."""
+        cdef Py_ssize_t m, e = 0, end, row
+        cdef double p, g
+        memset(slots, 0, self.n_slots * sizeof(double))
+        for m in range(self.n_ones):
+            slots[self.ones[m]] = 1.0
+        for m in range(self.n_gradient_rows):
+            row = self.gradient_row[m]
+            p = d0[row]
+            end = self.gradient_end[2 * m]
+            while e < end:
+                slots[self.target[e]] += p * slots[self.source[e]]
+                e += 1
+            p = d1[row]
+            end = self.gradient_end[2 * m + 1]
+            while e < end:
+                slots[self.target[e]] += p * slots[self.source[e]]
+                e += 1
+        e = 0
+        for m in range(self.n_curved_rows):
+            row = self.curved_row[m]
+            g = adjoint[row]
+            e = self._products(e, self.curved_end[3 * m], g, daa[row], slots, values)
+            e = self._products(e, self.curved_end[3 * m + 1], g, dab[row], slots, values)
+            e = self._products(e, self.curved_end[3 * m + 2], g, dbb[row], slots, values)
+
+    cdef Py_ssize_t _products(self, Py_ssize_t e, Py_ssize_t end, double g, double partial,
+                              const double* slots, double* values) noexcept nogil:
+        """Products e .. end - 1, of one second partial of a row with adjoint g."""
+        cdef double h
+        if g == 0.0 or partial == 0.0:     # nothing, as in the lane sweeps (not 0 * inf)
+            return end
+        h = g * partial
+        while e < end:
+            values[self.entry[e]] += h * slots[self.left[e]] * slots[self.right[e]]
+            e += 1
+        return e
+
+
+cdef object _int32_copy(const int32_t* data, Py_ssize_t length):
+    array = np.empty(length, dtype=np.int32)
+    cdef int32_t[::1] view = array
+    if length:
+        memcpy(&view[0], data, length * sizeof(int32_t))
+    return array
+
+
+cdef Py_ssize_t gradient_moves(const uint64_t* to, const uint64_t* of, Py_ssize_t words,
+                               Py_ssize_t to_first, Py_ssize_t of_first,
+                               int32_t* target, int32_t* source, Py_ssize_t e) noexcept nogil:
+    """Moves from the slots of gradient ``of`` (inputs ``of``, first slot of_first) to
+    those of the same inputs in gradient ``to`` (a superset, first slot to_first),
+    written from move e on; returns the next free move."""
+    cdef Py_ssize_t w, base = to_first, k = of_first
+    cdef uint64_t bits
+    cdef int bit
+    for w in range(words):
+        bits = of[w]
+        while bits:
+            bit = ctz64(bits)
+            target[e] = <int32_t>(base + popcount64(to[w] & ((<uint64_t>1 << bit) - 1)))
+            source[e] = <int32_t>k
+            k += 1
+            e += 1
+            bits &= bits - 1
+        base += popcount64(to[w])
+    return e
+
+
+cdef Py_ssize_t list_inputs(const uint64_t* bits, Py_ssize_t words, int32_t* inputs) noexcept nogil:
+    """The inputs in a bitset, ascending; returns how many."""
+    cdef Py_ssize_t w, k = 0
+    cdef uint64_t word
+    for w in range(words):
+        word = bits[w]
+        while word:
+            inputs[k] = <int32_t>(w * 64 + ctz64(word))
+            k += 1
+            word &= word - 1
+    return k
+
+
+cdef inline int32_t entry_of(const Py_ssize_t[::1] indptr, const int32_t[::1] indices,
+                             Py_ssize_t i, Py_ssize_t j) noexcept nogil:
+    """Position of entry (i, j) in a CSR pattern with ascending columns (it is there)."""
+    cdef Py_ssize_t low = indptr[i], high = indptr[i + 1], middle
+    while low < high:
+        middle = (low + high) // 2
+        if indices[middle] < j:
+            low = middle + 1
+        else:
+            high = middle
+    return <int32_t>low
+
+
+cdef Py_ssize_t products(const int32_t* a_inputs, Py_ssize_t a_count, Py_ssize_t a_first,
+                         const int32_t* b_inputs, Py_ssize_t b_count, Py_ssize_t b_first,
+                         bint same, const Py_ssize_t[::1] indptr, const int32_t[::1] indices,
+                         int32_t* entry, int32_t* left, int32_t* right, Py_ssize_t e) noexcept:
+    """The products of the term Ga Gb' + Gb Ga' (``same``: Ga Ga') that land on or
+    above the diagonal, written from product e on (NULL arrays: only counted);
+    returns the next free product.  Ga Ga' takes each pair of inputs once; the
+    cross term takes every pair, twice on the diagonal."""
+    cdef Py_ssize_t s, t, i, j, copies
+    for s in range(a_count):
+        for t in range(s if same else 0, b_count):
+            i = a_inputs[s]
+            j = b_inputs[t]
+            copies = 2 if i == j and not same else 1
+            while copies:
+                if entry != NULL:
+                    entry[e] = entry_of(indptr, indices, min(i, j), max(i, j))
+                    left[e] = <int32_t>(a_first + s)
+                    right[e] = <int32_t>(b_first + t)
+                e += 1
+                copies -= 1
+    return e
+
+
+cdef enum:
+    LIVE = 1           # hessian_plan's marks: the output depends on the row
+    NEEDED = 2         # its gradient is needed (an operand of a curved or a NEEDED row)
+    HAS_SLOTS = 4      # NEEDED and depends on some input
+
+
+cdef Py_ssize_t curved_products(Py_ssize_t i, const uint8_t* ops, const int32_t* arg0,
+                                const int32_t* arg1, const uint8_t* marks, const uint64_t* dep,
+                                Py_ssize_t words, const Py_ssize_t[::1] indptr,
+                                const int32_t[::1] indices, int32_t* a_inputs, int32_t* b_inputs,
+                                const Py_ssize_t* first_slot, int32_t* entry, int32_t* left,
+                                int32_t* right, Py_ssize_t e, int32_t* ends) noexcept:
+    """Row i's products (none unless it is LIVE and curved), written from product e
+    on with their three ends (NULL arrays: only counted); returns how many."""
+    cdef Py_ssize_t a, b, n_a, n_b, first_a = 0, first_b = 0, start = e
+    cdef int curvature
+    if not marks[i] & LIVE or op_arity(ops[i]) == 0:
+        return 0
+    curvature = op_curvature(ops[i])
+    if curvature == 0:
+        return 0
+    a = arg0[i]
+    b = arg1[i]
+    n_a = list_inputs(&dep[a * words], words, a_inputs)
+    n_b = list_inputs(&dep[b * words], words, b_inputs)
+    if marks[a] & HAS_SLOTS:
+        first_a = first_slot[a]
+    if marks[b] & HAS_SLOTS:
+        first_b = first_slot[b]
+    if curvature & CURVES_AA:
+        e = products(a_inputs, n_a, first_a, a_inputs, n_a, first_a, True, indptr, indices,
+                     entry, left, right, e)
+    if ends != NULL:
+        ends[0] = <int32_t>e
+    if curvature & CURVES_AB:
+        e = products(a_inputs, n_a, first_a, b_inputs, n_b, first_b, False, indptr, indices,
+                     entry, left, right, e)
+    if ends != NULL:
+        ends[1] = <int32_t>e
+    if curvature & CURVES_BB:
+        e = products(b_inputs, n_b, first_b, b_inputs, n_b, first_b, True, indptr, indices,
+                     entry, left, right, e)
+    if ends != NULL:
+        ends[2] = <int32_t>e
+    return e - start
+
+
+cdef HessianPlan hessian_plan(Replay replay, const uint64_t* dep, Py_ssize_t words,
+                              const Py_ssize_t[::1] indptr, const int32_t[::1] indices,
+                              Py_ssize_t n_colors):
+    """The HessianPlan of output 0, from the analysis's dependency bitsets and
+    pattern; None where the lane sweeps cost less (n_colors lanes, three lane
+    operations per row, against one per move and two per product) or the plan
+    would be too large."""
+    cdef Py_ssize_t n = replay.inputs.shape[0], top = replay.outputs[0]
+    cdef Py_ssize_t first = replay.first_computed, i, a, b, m, e, count
+    cdef Py_ssize_t n_slots = 0, n_ones = 0, n_rows = 0, n_curved = 0, n_moves = 0
+    cdef Py_ssize_t n_products = 0, plan_cost, lane_cost
+    cdef int curvature
+    cdef bint a_varies, b_varies
+    cdef const uint8_t* ops = replay.tape.op
+    cdef const int32_t* arg0 = replay.tape.arg0
+    cdef const int32_t* arg1 = replay.tape.arg1
+    cdef HessianPlan plan
+    if indptr[n] > INT32_MAX:
+        return None
+    cdef uint8_t* marks = <uint8_t*>calloc(top + 1, sizeof(uint8_t))
+    cdef Py_ssize_t* first_slot = <Py_ssize_t*>malloc((top + 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* inputs_of = <Py_ssize_t*>malloc((top + 1) * sizeof(Py_ssize_t))
+    cdef int32_t* a_inputs = <int32_t*>malloc((n + 1) * sizeof(int32_t))
+    cdef int32_t* b_inputs = <int32_t*>malloc((n + 1) * sizeof(int32_t))
+    try:
+        if (marks == NULL or first_slot == NULL or inputs_of == NULL or a_inputs == NULL
+                or b_inputs == NULL):
+            raise MemoryError("no memory for the Hessian plan")
+        for i in range(top + 1):               # how many inputs each row depends on
+            inputs_of[i] = count_bits(&dep[i * words], words)
+        marks[top] = LIVE
+        for i in range(top, 0, -1):
+            if not marks[i] & LIVE or op_arity(ops[i]) == 0:
+                continue
+            a = arg0[i]
+            b = arg1[i]
+            marks[a] |= LIVE
+            marks[b] |= LIVE
+            # A term of the Hessian needs the gradients in it, unless one of them is
+            # zero (100 * y: no cross term, y's gradient is not needed for it).
+            curvature = op_curvature(ops[i])
+            a_varies = inputs_of[a] > 0
+            b_varies = inputs_of[b] > 0
+            if marks[i] & NEEDED or curvature & CURVES_AA or (curvature & CURVES_AB and b_varies):
+                marks[a] |= NEEDED
+            if marks[i] & NEEDED or curvature & CURVES_BB or (curvature & CURVES_AB and a_varies):
+                marks[b] |= NEEDED
+        for i in range(1, top + 1):            # slots, in row order, and the moves
+            count = inputs_of[i]
+            if not marks[i] & NEEDED or count == 0:
+                continue
+            marks[i] |= HAS_SLOTS
+            first_slot[i] = n_slots
+            n_slots += count
+            if op_arity(ops[i]) == 0:          # an INPUT (a CONST depends on none)
+                n_ones += 1
+            else:
+                n_rows += 1
+                n_moves += inputs_of[arg0[i]] + inputs_of[arg1[i]]
+        for i in range(first, top + 1):        # the products
+            count = curved_products(i, ops, arg0, arg1, marks, dep, words, indptr, indices,
+                                    a_inputs, b_inputs, first_slot, NULL, NULL, NULL, 0, NULL)
+            if count:
+                n_curved += 1
+                n_products += count
+        plan_cost = n_moves + 2 * n_products + n_rows + n_curved
+        lane_cost = 3 * n_colors * (top + 1 - first)
+        if plan_cost >= lane_cost or n_slots + n_moves + n_products > PLAN_MAX_INSTRUCTIONS:
+            return None
+        plan = HessianPlan()
+        plan.n_slots = n_slots
+        plan.n_ones = n_ones
+        plan.n_gradient_rows = n_rows
+        plan.n_curved_rows = n_curved
+        plan.n_moves = n_moves
+        plan.n_products = n_products
+        plan.ones = <int32_t*>malloc(max(n_ones, 1) * sizeof(int32_t))
+        plan.gradient_row = <int32_t*>malloc(max(n_rows, 1) * sizeof(int32_t))
+        plan.gradient_end = <int32_t*>malloc(max(2 * n_rows, 1) * sizeof(int32_t))
+        plan.target = <int32_t*>malloc(max(n_moves, 1) * sizeof(int32_t))
+        plan.source = <int32_t*>malloc(max(n_moves, 1) * sizeof(int32_t))
+        plan.curved_row = <int32_t*>malloc(max(n_curved, 1) * sizeof(int32_t))
+        plan.curved_end = <int32_t*>malloc(3 * (n_curved + 1) * sizeof(int32_t))  # + 1: see below
+        plan.entry = <int32_t*>malloc(max(n_products, 1) * sizeof(int32_t))
+        plan.left = <int32_t*>malloc(max(n_products, 1) * sizeof(int32_t))
+        plan.right = <int32_t*>malloc(max(n_products, 1) * sizeof(int32_t))
+        if (plan.ones == NULL or plan.gradient_row == NULL or plan.gradient_end == NULL
+                or plan.target == NULL or plan.source == NULL or plan.curved_row == NULL
+                or plan.curved_end == NULL or plan.entry == NULL or plan.left == NULL
+                or plan.right == NULL):
+            raise MemoryError("no memory for the Hessian plan")
+        m = 0
+        for i in range(1, min(first, top + 1)):    # the inputs, among the leaves
+            if marks[i] & HAS_SLOTS:
+                plan.ones[m] = <int32_t>first_slot[i]
+                m += 1
+        m = e = 0
+        for i in range(first, top + 1):
+            if not marks[i] & HAS_SLOTS:
+                continue
+            plan.gradient_row[m] = <int32_t>i
+            for b in range(2):
+                a = arg1[i] if b else arg0[i]
+                if marks[a] & HAS_SLOTS:
+                    e = gradient_moves(&dep[i * words], &dep[a * words], words, first_slot[i],
+                                       first_slot[a], plan.target, plan.source, e)
+                plan.gradient_end[2 * m + b] = <int32_t>e
+            m += 1
+        m = e = 0
+        for i in range(first, top + 1):        # (a curved row without products writes its
+            count = curved_products(i, ops, arg0, arg1, marks, dep, words, indptr, indices,
+                                    a_inputs, b_inputs, first_slot, plan.entry, plan.left,
+                                    plan.right, e, &plan.curved_end[3 * m])
+            if count:                          # ends, then the next row overwrites them)
+                plan.curved_row[m] = <int32_t>i
+                m += 1
+                e += count
+        return plan
+    finally:
+        free(marks)
+        free(first_slot)
+        free(inputs_of)
+        free(a_inputs)
+        free(b_inputs)
+
+
 @cython.final
 cdef class Replay:
     """A recorded tape that can be evaluated at new inputs (see ``wengert.record``).
@@ -2051,7 +2424,8 @@ cdef class Replay:
         if self._structure is None:
             structure = self._analyse_hessian()
             if structure:
-                indptr, indices, colors, n_colors = structure
+                indptr, indices, colors, n_colors, plan = structure
+                structure = structure[:4]
                 # The sweeps' own copies; the arrays handed out are read-only, so
                 # nothing a caller does to them reaches the sweeps.
                 self.hessian_indptr = indptr.copy()
@@ -2060,6 +2434,7 @@ cdef class Replay:
                 self.hessian_n_colors = n_colors
                 if n_colors < self.inputs.shape[0]:    # compressed: symmetrised by mirror
                     self.hessian_mirror = _mirror_positions(indptr, indices)
+                self.hessian_plan = plan
                 for array in (indptr, indices, colors):
                     array.flags.writeable = False
             # Set last: a thread that finds _structure set finds the fields set too
@@ -2068,7 +2443,8 @@ cdef class Replay:
         return self._structure or None
 
     def _analyse_hessian(self):
-        """``hessian_structure``'s analysis: ``()`` if too large, else its tuple.
+        """``hessian_structure``'s analysis: ``()`` if too large, else its tuple and
+        the ``HessianPlan`` (or None) built from the same dependency bitsets.
         Scratch bitsets and marks are C buffers (numpy arrays would cost more
         than the analysis of a small tape); only the results are arrays."""
         cdef Py_ssize_t n = self.inputs.shape[0], top = self.outputs[0]
@@ -2085,7 +2461,11 @@ cdef class Replay:
                 raise MemoryError("no memory for the Hessian analysis")
             if not self._dependencies(dep, pattern, words, scratch):
                 return ()                      # a large, nearly dense Hessian: give up
-            return self._colouring(pattern, words, scratch)
+            indptr, indices, colors, n_colors = self._colouring(pattern, words, scratch)
+            plan = None                        # (uncompressed, the lanes fill H directly:
+            if n_colors < n:                   # a plan only for a compressed structure)
+                plan = hessian_plan(self, dep, words, indptr, indices, n_colors)
+            return (indptr, indices, colors, n_colors, plan)
         finally:
             free(dep)
             free(pattern)
@@ -2189,7 +2569,7 @@ cdef class Replay:
             n_colors = max(n_colors, color + 1)
         return (indptr_array, indices_array, colors_array, n_colors)
 
-    def hessian_point(self, x, bint sparse=False):
+    def hessian_point(self, x, bint sparse=False, bint use_plan=True):
         """The Hessian of output 0 at one point x, exactly symmetric, or None if a
         guard fails there.
 
@@ -2203,6 +2583,11 @@ cdef class Replay:
         The lane sweeps multiply plainly (see ``product``); if any entry comes
         out inf or NaN they run again with exact zeros.
 
+        Where the structure has a ``HessianPlan`` (cheaper than the lanes), a
+        reverse sweep gives the adjoints and the plan the entries instead (unless
+        not ``use_plan``); if an entry comes out inf or NaN, the lanes run with exact
+        zeros after all.
+
         Returns an (n, n) array, or with ``sparse`` (which needs the structure)
         the values of the structural nonzeros in the order of its ``indices``
         (row by row).
@@ -2214,6 +2599,8 @@ cdef class Replay:
         cdef uint8_t ok = 0
         cdef double h
         cdef Workspace one, work
+        cdef HessianPlan plan = None
+        cdef double* slots = NULL              # the plan's gradients
         cdef Py_ssize_t[::1] indptr
         cdef int32_t[::1] indices, colors, mirror
         # Raw buffers (no memoryview objects: they cost more than a small sweep)
@@ -2230,6 +2617,8 @@ cdef class Replay:
             raise ValueError("this Hessian has no sparse structure (see hessian_structure)")
         compressed = self._structure and self.hessian_n_colors < n
         if compressed:
+            if use_plan:
+                plan = self.hessian_plan
             indptr = self.hessian_indptr
             indices = self.hessian_indices
             colors = self.hessian_colors
@@ -2253,6 +2642,10 @@ cdef class Replay:
         try:
             one.ensure_second_order()
             work.ensure_second_order()
+            if plan is not None:
+                slots = <double*>malloc(max(plan.n_slots, 1) * sizeof(double))
+                if slots == NULL:
+                    raise MemoryError("no memory for the Hessian plan's gradients")
             has_x = _float64_vector(point, &x_view, n)
             if not has_x:                      # not after ascontiguousarray: never taken
                 raise ValueError(f"x must be {n} real numbers")
@@ -2265,7 +2658,20 @@ cdef class Replay:
                 H = <double*>h_view.buf
             with nogil:
                 self._forward(one, <const double*>x_view.buf, 0, 1, &ok, True)
-                if ok:
+                if ok and plan is not None:
+                    reverse_sweep(self.tape.arg0, self.tape.arg1, one.d0, one.d1, one.adjoint,
+                                  top, 1.0, self.first_computed)
+                    memset(data, 0, indptr[n] * sizeof(double))
+                    plan.run(one.d0, one.d1, one.daa, one.dab, one.dbb, one.adjoint, slots, data)
+                    for p in range(indptr[n]):
+                        q = mirror[p]
+                        if q > p:              # (i, j) above the diagonal: (j, i) below
+                            if not finite_number(data[p]):
+                                exact_zeros = True
+                            data[q] = data[p]
+                        elif q == p and not finite_number(data[p]):
+                            exact_zeros = True
+                if ok and (plan is None or exact_zeros):
                     while True:                # plain products, then (rarely) exact zeros
                         finite = True
                         start = 0
@@ -2317,11 +2723,12 @@ cdef class Replay:
                                 h = 0.5 * (data[p] + data[q])
                                 data[p] = h
                                 data[q] = h
-                        if not sparse:
-                            for i in range(n):
-                                for p in range(indptr[i], indptr[i + 1]):
-                                    H[i * n + indices[p]] = data[p]
+                if ok and compressed and not sparse:
+                    for i in range(n):
+                        for p in range(indptr[i], indptr[i + 1]):
+                            H[i * n + indices[p]] = data[p]
         finally:
+            free(slots)
             self._give_back(one)
             self._give_back(work)
             _release(&x_view, has_x)

@@ -245,8 +245,11 @@ class RecordedFunction:
         partials.  Where the Hessian is sparse (``hessian_sparsity``), a lane
         seeds a group of inputs whose columns share no row, so a banded Hessian
         costs a few gradients whatever n: Rosenbrock's tridiagonal one takes 3
-        lanes.  With ``sparse=True``, returns a ``scipy.sparse.csr_array`` of
-        the structural nonzeros (a list of them, batched).
+        lanes.  Where the structure's entries cost less as straight-line code
+        over the operands' sparse gradients (a ``HessianPlan``, built with the
+        structure), one reverse sweep and that code replace the lanes.  With
+        ``sparse=True``, returns a ``scipy.sparse.csr_array`` of the structural
+        nonzeros (a list of them, batched).
         """
         if (self._fast and not sparse and type(x) is np.ndarray and x.ndim == 1
                 and x.dtype == np.float64 and x.shape[0] == self._n):   # one point

@@ -155,8 +155,6 @@ cdef class HessianPlan:
     cdef void run(self, const double* d0, const double* d1, const double* daa,
                   const double* dab, const double* dbb, const double* adjoint,
                   double* slots, double* values) noexcept nogil
-    cdef Py_ssize_t _products(self, Py_ssize_t e, Py_ssize_t end, double g, double partial,
-                              const double* slots, double* values) noexcept nogil
 
 
 @cython.final
@@ -201,6 +199,11 @@ cdef class Replay:
     cdef void _tangent(self, Workspace work, const double* v, Py_ssize_t stride,
                        Py_ssize_t count) noexcept nogil
     cdef void _reverse(self, Workspace work, Py_ssize_t output) noexcept nogil
+    cdef bint _hessian_by_plan(self, Workspace one, HessianPlan plan, double* slots,
+                               double* data) noexcept nogil
+    cdef void _hessian_by_lanes(self, Workspace one, Workspace work, Py_ssize_t lanes,
+                                Py_ssize_t seeds, bint compressed, bint exact_zeros,
+                                double* H, double* data) noexcept nogil
 
 
 @cython.final

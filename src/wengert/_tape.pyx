@@ -1652,42 +1652,57 @@ cdef class HessianPlan:
         caller) the Hessian at one point, from its partials and adjoints;
         ``slots`` is scratch of ``n_slots``.  A curved row whose adjoint or second
         partial is zero adds nothing, as in the lane sweeps."""
+        # Local pointers: extensions build with -fno-strict-aliasing, so each store
+        # to slots would otherwise reload the fields through self.
+        cdef const int32_t* target = self.target
+        cdef const int32_t* source = self.source
+        cdef const int32_t* ends = self.gradient_end
+        cdef const int32_t* rows = self.gradient_row
         cdef Py_ssize_t m, e = 0, end, row
         cdef double p, g
         memset(slots, 0, self.n_slots * sizeof(double))
         for m in range(self.n_ones):
             slots[self.ones[m]] = 1.0
         for m in range(self.n_gradient_rows):
-            row = self.gradient_row[m]
+            row = rows[m]
             p = d0[row]
-            end = self.gradient_end[2 * m]
+            end = ends[2 * m]
             while e < end:
-                slots[self.target[e]] += p * slots[self.source[e]]
+                slots[target[e]] += p * slots[source[e]]
                 e += 1
             p = d1[row]
-            end = self.gradient_end[2 * m + 1]
+            end = ends[2 * m + 1]
             while e < end:
-                slots[self.target[e]] += p * slots[self.source[e]]
+                slots[target[e]] += p * slots[source[e]]
                 e += 1
+        ends = self.curved_end
+        rows = self.curved_row
         e = 0
         for m in range(self.n_curved_rows):
-            row = self.curved_row[m]
+            row = rows[m]
             g = adjoint[row]
-            e = self._products(e, self.curved_end[3 * m], g, daa[row], slots, values)
-            e = self._products(e, self.curved_end[3 * m + 1], g, dab[row], slots, values)
-            e = self._products(e, self.curved_end[3 * m + 2], g, dbb[row], slots, values)
+            e = add_products(e, ends[3 * m], g, daa[row], self.entry, self.left, self.right,
+                             slots, values)
+            e = add_products(e, ends[3 * m + 1], g, dab[row], self.entry, self.left,
+                             self.right, slots, values)
+            e = add_products(e, ends[3 * m + 2], g, dbb[row], self.entry, self.left,
+                             self.right, slots, values)
 
-    cdef Py_ssize_t _products(self, Py_ssize_t e, Py_ssize_t end, double g, double partial,
-                              const double* slots, double* values) noexcept nogil:
-        """Products e .. end - 1, of one second partial of a row with adjoint g."""
-        cdef double h
-        if g == 0.0 or partial == 0.0:     # nothing, as in the lane sweeps (not 0 * inf)
-            return end
-        h = g * partial
-        while e < end:
-            values[self.entry[e]] += h * slots[self.left[e]] * slots[self.right[e]]
-            e += 1
-        return e
+
+cdef inline Py_ssize_t add_products(Py_ssize_t e, Py_ssize_t end, double g, double partial,
+                                    const int32_t* entry, const int32_t* left,
+                                    const int32_t* right, const double* slots,
+                                    double* values) noexcept nogil:
+    """A plan's products e .. end - 1, of one second partial of a row with adjoint g;
+    returns end."""
+    cdef double h
+    if g == 0.0 or partial == 0.0:     # nothing, as in the lane sweeps (not 0 * inf)
+        return end
+    h = g * partial
+    while e < end:
+        values[entry[e]] += h * slots[left[e]] * slots[right[e]]
+        e += 1
+    return e
 
 
 cdef object _int32_copy(const int32_t* data, Py_ssize_t length):
@@ -2594,150 +2609,184 @@ cdef class Replay:
         (row by row).
         """
         cdef Py_ssize_t n = self.inputs.shape[0], rows = self.tape.n_rows
-        cdef Py_ssize_t top = self.outputs[0], lanes, start, count, i, j, k, p, q, row, c
-        cdef Py_ssize_t seeds = n
-        cdef bint compressed, exact_zeros = False, finite
+        cdef Py_ssize_t lanes, seeds = n, nnz = 0, i, p
+        cdef bint compressed, exact_zeros = False
         cdef uint8_t ok = 0
-        cdef double h
-        cdef Workspace one, work
+        cdef Workspace one = None, work = None
+        cdef Py_ssize_t[::1] indptr
+        cdef int32_t[::1] indices
         cdef HessianPlan plan = None
         cdef double* slots = NULL              # the plan's gradients
-        cdef Py_ssize_t[::1] indptr
-        cdef int32_t[::1] indices, colors, mirror
         # Raw buffers (no memoryview objects: they cost more than a small sweep)
         cdef Py_buffer x_view, h_view, data_view
         cdef bint has_x = False, has_h = False, has_data = False
         cdef double* H = NULL                  # the dense result, row-major
         cdef double* data = NULL               # the structural nonzeros
-        point = np.ascontiguousarray(x, dtype=np.float64)
-        if point.ndim != 1 or point.shape[0] != n:
-            raise ValueError(f"x must have {n} inputs, got shape {point.shape}")
-        if self._structure is None:
-            self.hessian_structure()
-        if sparse and not self._structure:
-            raise ValueError("this Hessian has no sparse structure (see hessian_structure)")
-        compressed = self._structure and self.hessian_n_colors < n
-        if compressed:
-            if use_plan:
-                plan = self.hessian_plan
-            indptr = self.hessian_indptr
-            indices = self.hessian_indices
-            colors = self.hessian_colors
-            mirror = self.hessian_mirror
-            seeds = self.hessian_n_colors
-        elif sparse:                           # n colours: dense sweeps, then the nonzeros
-            hessian = self.hessian_point(point)
-            if hessian is None:
-                return None
-            indptr, indices = self.hessian_indptr, self.hessian_indices
-            return hessian[np.repeat(np.arange(n), np.diff(indptr)), indices]
-        values = empty(indptr[n]) if compressed else None
-        hessian = None if sparse else np.zeros((n, n))
-        # As many lanes as fit the budget of the two lane arrays, a multiple of 4
-        # within [MIN_CHUNK, 64]: each row's branching is shared by more lanes
-        # (the MLP's Hessian: 32 lanes 25% faster than 8), until the arrays fall
-        # out of cache (64 lanes slower again).
-        lanes = min(seeds, max(MIN_CHUNK, min(64, HESSIAN_LANE_BYTES // (16 * rows) // 4 * 4)))
-        one = self._take(1)
-        work = self._take(lanes)
+        point = x
+        has_x = _float64_vector(point, &x_view, n)
+        if not has_x:
+            point = np.ascontiguousarray(x, dtype=np.float64)
+            if point.ndim != 1 or point.shape[0] != n:
+                raise ValueError(f"x must have {n} inputs, got shape {point.shape}")
         try:
-            one.ensure_second_order()
-            work.ensure_second_order()
+            if not has_x:                      # (ascontiguousarray made it one)
+                has_x = _float64_vector(point, &x_view, n)
+                if not has_x:
+                    raise ValueError(f"x must be {n} real numbers")
+            if self._structure is None:
+                self.hessian_structure()
+            if sparse and not self._structure:
+                raise ValueError("this Hessian has no sparse structure (see hessian_structure)")
+            compressed = self._structure and self.hessian_n_colors < n
+            if compressed:
+                if use_plan:
+                    plan = self.hessian_plan
+                seeds = self.hessian_n_colors
+                nnz = self.hessian_indptr[n]
+            elif sparse:                       # n colours: dense sweeps, then the nonzeros
+                hessian = self.hessian_point(point)
+                if hessian is None:
+                    return None
+                return hessian[np.repeat(np.arange(n), np.diff(self.hessian_indptr)),
+                               self.hessian_indices]
+            if sparse:
+                values = empty(nnz)
+                has_data = _float64_vector(values, &data_view, nnz)
+                data = <double*>data_view.buf
+            else:
+                hessian = np.zeros((n, n))
+                PyObject_GetBuffer(hessian, &h_view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
+                has_h = True
+                H = <double*>h_view.buf
+                if compressed:
+                    data = <double*>malloc(max(nnz, 1) * sizeof(double))
+                    if data == NULL:
+                        raise MemoryError("no memory for the Hessian's nonzeros")
             if plan is not None:
                 slots = <double*>malloc(max(plan.n_slots, 1) * sizeof(double))
                 if slots == NULL:
                     raise MemoryError("no memory for the Hessian plan's gradients")
-            has_x = _float64_vector(point, &x_view, n)
-            if not has_x:                      # not after ascontiguousarray: never taken
-                raise ValueError(f"x must be {n} real numbers")
-            if compressed:
-                has_data = _float64_vector(values, &data_view, indptr[n])
-                data = <double*>data_view.buf
-            if not sparse:
-                PyObject_GetBuffer(hessian, &h_view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
-                has_h = True
-                H = <double*>h_view.buf
+            one = self._take(1)
+            one.ensure_second_order()
             with nogil:
                 self._forward(one, <const double*>x_view.buf, 0, 1, &ok, True)
                 if ok and plan is not None:
-                    reverse_sweep(self.tape.arg0, self.tape.arg1, one.d0, one.d1, one.adjoint,
-                                  top, 1.0, self.first_computed)
-                    memset(data, 0, indptr[n] * sizeof(double))
-                    plan.run(one.d0, one.d1, one.daa, one.dab, one.dbb, one.adjoint, slots, data)
-                    for p in range(indptr[n]):
-                        q = mirror[p]
-                        if q > p:              # (i, j) above the diagonal: (j, i) below
-                            if not finite_number(data[p]):
-                                exact_zeros = True
-                            data[q] = data[p]
-                        elif q == p and not finite_number(data[p]):
-                            exact_zeros = True
-                if ok and (plan is None or exact_zeros):
-                    while True:                # plain products, then (rarely) exact zeros
-                        finite = True
-                        start = 0
-                        while start < seeds:
-                            count = min(lanes, seeds - start)
-                            for j in range(n):     # lane k seeds colour (or input) start + k
-                                row = self.inputs[j]
-                                c = colors[j] if compressed else j
-                                for k in range(lanes):
-                                    work.tangent[row * lanes + k] = 1.0 if c == start + k else 0.0
-                            if exact_zeros:    # literals: two specialised copies
-                                hessian_lane_sweeps(self, one, work, lanes, False, True)
-                            else:
-                                hessian_lane_sweeps(self, one, work, lanes, start == 0, False)
-                            for i in range(n):     # row i of H from input i's adjoint tangents
-                                row = self.inputs[i]
-                                if row > top:      # not swept: zero (and outside the structure)
-                                    continue
-                                if not compressed:
-                                    for k in range(count):
-                                        h = work.adjoint_tangent[row * lanes + k]
-                                        if not finite_number(h):
-                                            finite = False
-                                        H[i * n + start + k] = h
-                                    continue
-                                for p in range(indptr[i], indptr[i + 1]):
-                                    c = colors[indices[p]] - start
-                                    if 0 <= c < count:
-                                        h = work.adjoint_tangent[row * lanes + c]
-                                        if not finite_number(h):
-                                            finite = False
-                                        data[p] = h
-                            start += lanes
-                        if finite or exact_zeros:
-                            break
-                        exact_zeros = True
-                    # H[i, j] and H[j, i] come from different lanes: average them so
-                    # H is exactly symmetric.
-                    if not compressed:
-                        for i in range(n):
-                            for j in range(i + 1, n):
-                                h = 0.5 * (H[i * n + j] + H[j * n + i])
-                                H[i * n + j] = h
-                                H[j * n + i] = h
-                    else:
-                        for p in range(indptr[n]):
-                            q = mirror[p]      # the entry (j, i) of entry p = (i, j)
-                            if q > p:
-                                h = 0.5 * (data[p] + data[q])
-                                data[p] = h
-                                data[q] = h
-                if ok and compressed and not sparse:
-                    for i in range(n):
-                        for p in range(indptr[i], indptr[i + 1]):
-                            H[i * n + indices[p]] = data[p]
+                    exact_zeros = not self._hessian_by_plan(one, plan, slots, data)
+            if ok and (plan is None or exact_zeros):
+                # As many lanes as fit the budget of the two lane arrays, a multiple of
+                # 4 within [MIN_CHUNK, 64]: each row's branching is shared by more
+                # lanes (the MLP's Hessian: 32 lanes 25% faster than 8), until the
+                # arrays fall out of cache (64 lanes slower again).
+                lanes = min(seeds, max(MIN_CHUNK, min(64, HESSIAN_LANE_BYTES // (16 * rows)
+                                                      // 4 * 4)))
+                work = self._take(lanes)
+                work.ensure_second_order()
+                with nogil:
+                    self._hessian_by_lanes(one, work, lanes, seeds, compressed, exact_zeros,
+                                           H, data)
+            if ok and compressed and not sparse:
+                indptr = self.hessian_indptr
+                indices = self.hessian_indices
+                for i in range(n):
+                    for p in range(indptr[i], indptr[i + 1]):
+                        H[i * n + indices[p]] = data[p]
         finally:
             free(slots)
-            self._give_back(one)
-            self._give_back(work)
+            if not sparse:
+                free(data)
+            if one is not None:
+                self._give_back(one)
+            if work is not None:
+                self._give_back(work)
             _release(&x_view, has_x)
             _release(&h_view, has_h)
             _release(&data_view, has_data)
         if not ok:
             return None
         return values if sparse else hessian
+
+    cdef bint _hessian_by_plan(self, Workspace one, HessianPlan plan, double* slots,
+                               double* data) noexcept nogil:
+        """The structural nonzeros into data from the partials in ``one`` by the plan
+        (after a reverse sweep for the adjoints); False if one is inf or NaN."""
+        cdef Py_ssize_t nnz = self.hessian_indptr[self.inputs.shape[0]], p, q
+        cdef const int32_t* mirror = &self.hessian_mirror[0] if nnz else NULL
+        cdef bint finite = True
+        reverse_sweep(self.tape.arg0, self.tape.arg1, one.d0, one.d1, one.adjoint,
+                      self.outputs[0], 1.0, self.first_computed)
+        memset(data, 0, nnz * sizeof(double))
+        plan.run(one.d0, one.d1, one.daa, one.dab, one.dbb, one.adjoint, slots, data)
+        for p in range(nnz):
+            q = mirror[p]
+            if q > p:                          # (i, j) above the diagonal: (j, i) below
+                data[q] = data[p]
+            if not finite_number(data[p]):
+                finite = False
+        return finite
+
+    cdef void _hessian_by_lanes(self, Workspace one, Workspace work, Py_ssize_t lanes,
+                                Py_ssize_t seeds, bint compressed, bint exact_zeros,
+                                double* H, double* data) noexcept nogil:
+        """The Hessian from the partials in ``one`` by blocks of lanes in ``work``:
+        into data (the structural nonzeros) if compressed, else into H.  The first
+        block computes the adjoints unless ``exact_zeros``, which means they are
+        there already (the plan's reverse sweep) and the lanes run with exact
+        zeros from the start."""
+        cdef Py_ssize_t n = self.inputs.shape[0], top = self.outputs[0]
+        cdef Py_ssize_t start, count, i, j, k, p, q, row, c
+        cdef bint finite
+        cdef double h
+        while True:                            # plain products, then (rarely) exact zeros
+            finite = True
+            start = 0
+            while start < seeds:
+                count = min(lanes, seeds - start)
+                for j in range(n):             # lane k seeds colour (or input) start + k
+                    row = self.inputs[j]
+                    c = self.hessian_colors[j] if compressed else j
+                    for k in range(lanes):
+                        work.tangent[row * lanes + k] = 1.0 if c == start + k else 0.0
+                if exact_zeros:                # literals: two specialised copies
+                    hessian_lane_sweeps(self, one, work, lanes, False, True)
+                else:
+                    hessian_lane_sweeps(self, one, work, lanes, start == 0, False)
+                for i in range(n):             # row i of H from input i's adjoint tangents
+                    row = self.inputs[i]
+                    if row > top:              # not swept: zero (and outside the structure)
+                        continue
+                    if not compressed:
+                        for k in range(count):
+                            h = work.adjoint_tangent[row * lanes + k]
+                            if not finite_number(h):
+                                finite = False
+                            H[i * n + start + k] = h
+                        continue
+                    for p in range(self.hessian_indptr[i], self.hessian_indptr[i + 1]):
+                        c = self.hessian_colors[self.hessian_indices[p]] - start
+                        if 0 <= c < count:
+                            h = work.adjoint_tangent[row * lanes + c]
+                            if not finite_number(h):
+                                finite = False
+                            data[p] = h
+                start += lanes
+            if finite or exact_zeros:
+                break
+            exact_zeros = True
+        # H[i, j] and H[j, i] come from different lanes: average them so H is
+        # exactly symmetric.
+        if not compressed:
+            for i in range(n):
+                for j in range(i + 1, n):
+                    h = 0.5 * (H[i * n + j] + H[j * n + i])
+                    H[i * n + j] = h
+                    H[j * n + i] = h
+        else:
+            for p in range(self.hessian_indptr[n]):
+                q = self.hessian_mirror[p]     # the entry (j, i) of entry p = (i, j)
+                if q > p:
+                    h = 0.5 * (data[p] + data[q])
+                    data[p] = h
+                    data[q] = h
 
     def __reduce__(self):
         arrays = self.arrays()

@@ -153,7 +153,7 @@ def test_dense_hessian_takes_one_colour_per_column():
     x = np.array([0.1, 0.2, 0.3])
     F = wg.record(lambda v: wg.exp(v[0] + v[1] + v[2]), x)
     rows, cols = F.hessian_sparsity()
-    assert rows.size == 9 and structure(F)[3] == 3 and plan(F) is None
+    assert rows.size == 9 and structure(F)[3] == 3 and plan(F, x) is None
     np.testing.assert_allclose(F.hessian(x), np.full((3, 3), math.exp(0.6)), rtol=1e-15)
     np.testing.assert_array_equal(F.hessian(x, sparse=True).toarray(), F.hessian(x))
 
@@ -207,6 +207,16 @@ def test_eager_hessian_uses_the_structure():
                                hvp_columns(wg.record(rosenbrock, x), x), rtol=1e-14, atol=1e-12)
 
 
+def test_eager_hessian_takes_the_lanes_and_builds_no_plan():
+    """One Hessian per recording: building a plan would cost more than it saves."""
+    x = np.linspace(-1.0, 1.0, 40)
+    F = wg.record(rosenbrock, x)
+    lanes = F._replay.hessian_point(x, use_plan=False)
+    assert F._replay.hessian_plan is None              # not asked for: not built
+    np.testing.assert_array_equal(wg.hessian(rosenbrock)(x), lanes)
+    assert plan(F, x) is not None
+
+
 # -- random banded functions: compressed Hessian against hvp columns -----------------
 
 def apply(program_instructions, inputs):
@@ -248,8 +258,8 @@ def test_banded_random_programs_match_hvp_columns(program, blocks, stride, seed)
     assert np.array_equal(H, H.T, equal_nan=True)
     assert np.array_equal(lanes, lanes.T, equal_nan=True)
     found = F.hessian_sparsity()
-    if plan(F) is not None:
-        check_plan(F)
+    if plan(F, x) is not None:
+        check_plan(F, x)
     if found is not None:
         check_colouring(F)
         outside = np.ones((n, n), dtype=bool)
@@ -260,15 +270,16 @@ def test_banded_random_programs_match_hvp_columns(program, blocks, stride, seed)
 
 # -- the plan: the structure's entries as straight-line code -------------------------
 
-def plan(F):
-    F.hessian_sparsity()
+def plan(F, x):
+    """The plan of F's recording, which its first Hessian builds."""
+    F.hessian(x)
     return F._replay.hessian_plan
 
 
-def check_plan(F):
+def check_plan(F, x):
     """Every index of the plan in bounds; a move reads a slot of an earlier row; a
     product writes an entry on or above the diagonal."""
-    found = plan(F)
+    found = plan(F, x)
     arrays = found.arrays()
     slots, moves, products = found.size
     indptr, indices = structure(F)[:2]
@@ -292,8 +303,8 @@ def test_rosenbrock_hessian_takes_the_plan(n):
     lane sweeps give the same entries, to rounding."""
     x = np.linspace(-1.2, 1.1, n)
     F = wg.record(rosenbrock, x)
-    assert plan(F).size == (n + 4 * (n - 1), 4 * (n - 1), 5 * (n - 1))
-    check_plan(F)
+    assert plan(F, x).size == (n + 4 * (n - 1), 4 * (n - 1), 5 * (n - 1))
+    check_plan(F, x)
     H = F.hessian(x)
     assert np.array_equal(H, H.T)
     lanes = F._replay.hessian_point(x, use_plan=False)
@@ -313,7 +324,7 @@ def test_the_lanes_where_they_cost_less():
 
     x = np.linspace(0.1, 0.9, 20)
     F = wg.record(f, x)
-    assert structure(F)[3] == 8 and plan(F) is None
+    assert structure(F)[3] == 8 and plan(F, x) is None
     np.testing.assert_allclose(F.hessian(x), hvp_columns(F, x), rtol=1e-13, atol=1e-13)
 
 
@@ -331,7 +342,7 @@ def test_infinite_partials_leave_other_entries_exact(dense):
     x = np.array([0.0, 1.0, 2.0])
     F = wg.record(f, x)
     assert structure(F)[3] == (3 if dense else 2)
-    assert (plan(F) is None) == dense          # compressed: the plan, then the lanes
+    assert (plan(F, x) is None) == dense          # compressed: the plan, then the lanes
     inf = math.inf
     expected = np.array([[-inf, inf, 1.0 if dense else 0.0],
                          [inf, 0.0, 1.0],

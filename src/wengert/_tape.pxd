@@ -182,6 +182,7 @@ cdef class Replay:
         Py_ssize_t    hessian_n_colors    # how many colours (n: no compression)
         int32_t[::1]  hessian_mirror      # position of entry (j, i) for each entry (i, j)
         readonly HessianPlan hessian_plan  # None: the Hessian takes the lane sweeps
+        bint          _plan_built         # hessian_plan was decided (_build_plan)
 
     cdef int _set_ends(self, object inputs, object outputs) except -1
     cdef int _check_ends(self) except -1
@@ -190,6 +191,7 @@ cdef class Replay:
                             Py_ssize_t* scratch) noexcept
     cdef tuple _colouring(self, const uint64_t* pattern, Py_ssize_t words,
                           Py_ssize_t* scratch)
+    cdef int _build_plan(self) except -1
     cdef Workspace _take(self, Py_ssize_t points)
     cdef void _give_back(self, Workspace work)
     cdef void _point_sweeps(self, Workspace work, Py_buffer* x, Py_buffer* v, Py_buffer* result,

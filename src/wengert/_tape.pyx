@@ -2440,8 +2440,7 @@ cdef class Replay:
         if self._structure is None:
             structure = self._analyse_hessian()
             if structure:
-                indptr, indices, colors, n_colors, plan = structure
-                structure = structure[:4]
+                indptr, indices, colors, n_colors = structure
                 # The sweeps' own copies; the arrays handed out are read-only, so
                 # nothing a caller does to them reaches the sweeps.
                 self.hessian_indptr = indptr.copy()
@@ -2450,7 +2449,6 @@ cdef class Replay:
                 self.hessian_n_colors = n_colors
                 if n_colors < self.inputs.shape[0]:    # compressed: symmetrised by mirror
                     self.hessian_mirror = _mirror_positions(indptr, indices)
-                self.hessian_plan = plan
                 for array in (indptr, indices, colors):
                     array.flags.writeable = False
             # Set last: a thread that finds _structure set finds the fields set too
@@ -2459,8 +2457,7 @@ cdef class Replay:
         return self._structure or None
 
     def _analyse_hessian(self):
-        """``hessian_structure``'s analysis: ``()`` if too large, else its tuple and
-        the ``HessianPlan`` (or None) built from the same dependency bitsets.
+        """``hessian_structure``'s analysis: ``()`` if too large, else its tuple.
         Scratch bitsets and marks are C buffers (numpy arrays would cost more
         than the analysis of a small tape); only the results are arrays."""
         cdef Py_ssize_t n = self.inputs.shape[0], top = self.outputs[0]
@@ -2477,15 +2474,37 @@ cdef class Replay:
                 raise MemoryError("no memory for the Hessian analysis")
             if not self._dependencies(dep, pattern, words, scratch):
                 return ()                      # a large, nearly dense Hessian: give up
-            indptr, indices, colors, n_colors = self._colouring(pattern, words, scratch)
-            plan = None                        # (uncompressed, the lanes fill H directly:
-            if n_colors < n:                   # a plan only for a compressed structure)
-                plan = hessian_plan(self, dep, words, indptr, indices, n_colors)
-            return (indptr, indices, colors, n_colors, plan)
+            return self._colouring(pattern, words, scratch)
         finally:
             free(dep)
             free(pattern)
             free(scratch)
+
+    cdef int _build_plan(self) except -1:
+        """Set ``hessian_plan`` for a compressed structure (None where the lanes cost
+        less), on the first Hessian that asks for it: a plan pays for its building
+        over several Hessians of one recording, not in a one-off one (the eager
+        ``wengert.hessian`` takes the lanes).  The dependency bitsets are
+        propagated again: the analysis does not keep them."""
+        cdef Py_ssize_t n = self.inputs.shape[0], top = self.outputs[0]
+        cdef Py_ssize_t words = (n + 63) // 64
+        cdef uint64_t* dep = <uint64_t*>calloc((top + 1) * words, sizeof(uint64_t))
+        cdef uint64_t* pattern = <uint64_t*>calloc(n * words, sizeof(uint64_t))
+        cdef Py_ssize_t* scratch = <Py_ssize_t*>malloc((top + n + 2) * sizeof(Py_ssize_t))
+        plan = None
+        try:
+            if dep == NULL or pattern == NULL or scratch == NULL:
+                raise MemoryError("no memory for the Hessian plan")
+            if self._dependencies(dep, pattern, words, scratch):   # (it was, for the structure)
+                plan = hessian_plan(self, dep, words, self.hessian_indptr,
+                                    self.hessian_indices, self.hessian_n_colors)
+        finally:
+            free(dep)
+            free(pattern)
+            free(scratch)
+        self.hessian_plan = plan
+        self._plan_built = True                # set last, as _structure
+        return 0
 
     cdef bint _dependencies(self, uint64_t* dep, uint64_t* pattern, Py_ssize_t words,
                             Py_ssize_t* scratch) noexcept:
@@ -2599,10 +2618,10 @@ cdef class Replay:
         The lane sweeps multiply plainly (see ``product``); if any entry comes
         out inf or NaN they run again with exact zeros.
 
-        Where the structure has a ``HessianPlan`` (cheaper than the lanes), a
-        reverse sweep gives the adjoints and the plan the entries instead (unless
-        not ``use_plan``); if an entry comes out inf or NaN, the lanes run with exact
-        zeros after all.
+        With ``use_plan``, a compressed structure gets a ``HessianPlan`` on first
+        use (``_build_plan``); where it has one (cheaper than the lanes), a reverse
+        sweep gives the adjoints and the plan the entries instead.  If an entry
+        comes out inf or NaN, the lanes run with exact zeros after all.
 
         Returns an (n, n) array, or with ``sparse`` (which needs the structure)
         the values of the structural nonzeros in the order of its ``indices``
@@ -2640,6 +2659,8 @@ cdef class Replay:
             compressed = self._structure and self.hessian_n_colors < n
             if compressed:
                 if use_plan:
+                    if not self._plan_built:
+                        self._build_plan()
                     plan = self.hessian_plan
                 seeds = self.hessian_n_colors
                 nnz = self.hessian_indptr[n]

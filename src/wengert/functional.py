@@ -186,6 +186,7 @@ def hessian(fun, argnums=0):
 
     def hessian_fun(*args, **kwargs):
         recorded, x = _record_argument(fun, args, kwargs, argnums, "hessian")
+        recorded._plan_hessians = False        # one Hessian: the plan would not pay off
         return recorded.hessian(x)
 
     hessian_fun.__wrapped__ = fun

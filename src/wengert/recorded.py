@@ -69,6 +69,11 @@ class RecordedFunction:
         slow_points: How many points of the last call took the slow path.
     """
 
+    # Sparse Hessians by a HessianPlan where it is cheaper than the lanes; the eager
+    # wengert.hessian, one Hessian per recording, turns it off (building a plan
+    # costs more than the lanes save once).
+    _plan_hessians = True
+
     def __init__(self, fun, x0, *, retape=True):
         if not callable(fun):
             raise TypeError(f"record() expects a callable, got {type(fun).__name__}")
@@ -253,7 +258,7 @@ class RecordedFunction:
         """
         if (self._fast and not sparse and type(x) is np.ndarray and x.ndim == 1
                 and x.dtype == np.float64 and x.shape[0] == self._n):   # one point
-            result = self._replay.hessian_point(x, False)
+            result = self._replay.hessian_point(x, False, self._plan_hessians)
             if result is not None:                    # None: a guard failed
                 return result
         self._require_scalar_output("hessian")
@@ -288,13 +293,13 @@ class RecordedFunction:
         or (``sparse``, if that replay has a structure) its structural nonzeros."""
         if sparse and self._replay.hessian_structure() is None:
             sparse = False
-        result = self._replay.hessian_point(point, sparse)
+        result = self._replay.hessian_point(point, sparse, self._plan_hessians)
         if result is None:                           # another branch: record it there
             self._failing(point[None, :], False, np.zeros(1, dtype=np.uint8))
             self._replay = self._record_branch(point)
             if sparse and self._replay.hessian_structure() is None:
                 sparse = False
-            result = self._replay.hessian_point(point, sparse)
+            result = self._replay.hessian_point(point, sparse, self._plan_hessians)
         return result
 
     def _sparse_hessians(self, points, batched):

@@ -289,6 +289,8 @@ def check_plan(F, x):
     assert np.all(arrays["source"] < arrays["target"])
     assert np.all((0 <= arrays["entry"]) & (arrays["entry"] < indptr[-1]))
     assert np.all(indices[arrays["entry"]] >= rows[arrays["entry"]])
+    assert arrays["gradient_end"].size == 2 * arrays["gradient_row"].size
+    assert arrays["curved_end"].size == 3 * arrays["curved_row"].size
     for ends, total in ((arrays["gradient_end"], moves), (arrays["curved_end"], products)):
         assert np.all(np.diff(ends) >= 0) and np.all(ends >= 0)
         assert (ends[-1] if ends.size else 0) == total
@@ -354,6 +356,51 @@ def test_infinite_partials_leave_other_entries_exact(dense):
     for j, direction in enumerate(np.eye(3)):    # one point: the one-lane fast path
         np.testing.assert_array_equal(F.hvp(x, direction), expected[:, j])
 
+
+
+def test_a_nan_from_the_plan_falls_back_to_the_lanes_with_exact_zeros():
+    """sqrt'(0) = inf meets a zero: the plan's plain products give NaN at (0, 0),
+    (0, 1) and (0, 2); the lanes with exact zeros give the Hessian, whose (0, 1)
+    entry is cos(2) * inf."""
+    def f(v):
+        return wg.sin(wg.sqrt(v[0]) * v[1] + v[2]) + sum(wg.sin(t) for t in v[3:])
+
+    x = np.array([0.0, 0.0, 2.0] + [0.5] * 7)
+    F = wg.record(f, x)
+    assert structure(F)[3] == 3 and plan(F, x) is not None
+    expected = np.diag([0.0, 0.0, -math.sin(2.0)] + [-math.sin(0.5)] * 7)
+    expected[0, 1] = expected[1, 0] = -math.inf
+    np.testing.assert_array_equal(F.hessian(x), expected)
+    np.testing.assert_array_equal(F.hessian(x, sparse=True).toarray(), expected)
+    np.testing.assert_array_equal(hvp_columns(F, x), expected)
+
+
+def test_first_hessians_in_two_threads_at_once():
+    """Both threads may run the analysis (it releases the GIL) and set the
+    structure; a Hessian already running keeps the arrays it started with."""
+    import threading
+
+    x = np.linspace(-1.0, 1.0, 3000)
+    expected = wg.record(rosenbrock, x).hessian(x, sparse=True).toarray()
+    for _ in range(3):
+        F = wg.record(rosenbrock, x)
+        results, errors = [], []
+
+        def work():
+            try:
+                for _ in range(3):
+                    results.append(F.hessian(x, sparse=True).toarray())
+            except Exception as error:           # reported below, in the main thread
+                errors.append(error)
+
+        threads = [threading.Thread(target=work) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors and len(results) == 6
+        for result in results:
+            np.testing.assert_array_equal(result, expected)
 
 
 @pytest.mark.parametrize("at_zero", [False, True], ids=["finite", "sqrt-at-zero"])

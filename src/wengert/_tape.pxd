@@ -201,11 +201,13 @@ cdef class Replay:
     cdef void _tangent(self, Workspace work, const double* v, Py_ssize_t stride,
                        Py_ssize_t count) noexcept nogil
     cdef void _reverse(self, Workspace work, Py_ssize_t output) noexcept nogil
-    cdef bint _hessian_by_plan(self, Workspace one, HessianPlan plan, double* slots,
-                               double* data) noexcept nogil
+    cdef bint _hessian_by_plan(self, Workspace one, HessianPlan plan, const int32_t* mirror,
+                               Py_ssize_t nnz, double* slots, double* data) noexcept nogil
     cdef void _hessian_by_lanes(self, Workspace one, Workspace work, Py_ssize_t lanes,
-                                Py_ssize_t seeds, bint compressed, bint exact_zeros,
-                                double* H, double* data) noexcept nogil
+                                Py_ssize_t seeds, const Py_ssize_t* indptr,
+                                const int32_t* indices, const int32_t* colors,
+                                const int32_t* mirror, bint exact_zeros, double* H,
+                                double* data) noexcept nogil
 
 
 @cython.final

@@ -1608,9 +1608,9 @@ cdef class HessianPlan:
 
     * gradients: every row whose gradient is needed owns one slot per input it
       depends on, in input order.  ``ones`` lists the slots of input rows (1.0).
-      For computed row ``gradient_row[m]``, moves ``gradient_end[2m - 1] ..
-      gradient_end[2m] - 1`` add ``d0[row] * slots[source]`` to
-      ``slots[target]`` (its first operand's gradient), and moves up to
+      For computed row ``gradient_row[m]``, the moves from the previous end up
+      to ``gradient_end[2m]`` add ``d0[row] * slots[source]`` to
+      ``slots[target]`` (from its first operand's gradient), and those up to
       ``gradient_end[2m + 1]`` do the same with ``d1`` (its second's).
     * products: for curved row ``curved_row[m]``, products up to
       ``curved_end[3m]`` add ``adjoint * daa * slots[left] * slots[right]`` to
@@ -1850,7 +1850,7 @@ cdef HessianPlan hessian_plan(Replay replay, const uint64_t* dep, Py_ssize_t wor
     cdef const int32_t* arg0 = replay.tape.arg0
     cdef const int32_t* arg1 = replay.tape.arg1
     cdef HessianPlan plan
-    if indptr[n] > INT32_MAX:
+    if indptr[n] > INT32_MAX or top < first:    # (an output that is a leaf: no Hessian)
         return None
     cdef uint8_t* marks = <uint8_t*>calloc(top + 1, sizeof(uint8_t))
     cdef Py_ssize_t* first_slot = <Py_ssize_t*>malloc((top + 1) * sizeof(Py_ssize_t))
@@ -2439,6 +2439,8 @@ cdef class Replay:
         """
         if self._structure is None:
             structure = self._analyse_hessian()
+            if self._structure is not None:    # another thread's analysis (the same) won
+                return self._structure or None
             if structure:
                 indptr, indices, colors, n_colors = structure
                 # The sweeps' own copies; the arrays handed out are read-only, so
@@ -2494,10 +2496,12 @@ cdef class Replay:
         plan = None
         try:
             if dep == NULL or pattern == NULL or scratch == NULL:
-                raise MemoryError("no memory for the Hessian plan")
+                raise MemoryError("no memory for the Hessian plan")   # (caught below)
             if self._dependencies(dep, pattern, words, scratch):   # (it was, for the structure)
                 plan = hessian_plan(self, dep, words, self.hessian_indptr,
                                     self.hessian_indices, self.hessian_n_colors)
+        except MemoryError:                    # the plan is optional: the lanes need none
+            plan = None
         finally:
             free(dep)
             free(pattern)
@@ -2633,7 +2637,12 @@ cdef class Replay:
         cdef uint8_t ok = 0
         cdef Workspace one = None, work = None
         cdef Py_ssize_t[::1] indptr
-        cdef int32_t[::1] indices
+        cdef int32_t[::1] indices, colors, mirror
+        # Raw pointers into those for the sweeps (NULL: no compressed structure)
+        cdef const Py_ssize_t* indptr_at = NULL
+        cdef const int32_t* indices_at = NULL
+        cdef const int32_t* colors_at = NULL
+        cdef const int32_t* mirror_at = NULL
         cdef HessianPlan plan = None
         cdef double* slots = NULL              # the plan's gradients
         # Raw buffers (no memoryview objects: they cost more than a small sweep)
@@ -2663,7 +2672,18 @@ cdef class Replay:
                         self._build_plan()
                     plan = self.hessian_plan
                 seeds = self.hessian_n_colors
-                nnz = self.hessian_indptr[n]
+                # Local references, taken with the GIL: a second thread's first
+                # analysis may replace the fields (with equal arrays) meanwhile.
+                indptr = self.hessian_indptr
+                indices = self.hessian_indices
+                colors = self.hessian_colors
+                mirror = self.hessian_mirror
+                nnz = indptr[n]
+                indptr_at = &indptr[0]
+                colors_at = &colors[0]
+                if nnz:
+                    indices_at = &indices[0]
+                    mirror_at = &mirror[0]
             elif sparse:                       # n colours: dense sweeps, then the nonzeros
                 hessian = self.hessian_point(point)
                 if hessian is None:
@@ -2692,7 +2712,8 @@ cdef class Replay:
             with nogil:
                 self._forward(one, <const double*>x_view.buf, 0, 1, &ok, True)
                 if ok and plan is not None:
-                    exact_zeros = not self._hessian_by_plan(one, plan, slots, data)
+                    exact_zeros = not self._hessian_by_plan(one, plan, mirror_at, nnz, slots,
+                                                            data)
             if ok and (plan is None or exact_zeros):
                 # As many lanes as fit the budget of the two lane arrays, a multiple of
                 # 4 within [MIN_CHUNK, 64]: each row's branching is shared by more
@@ -2703,11 +2724,9 @@ cdef class Replay:
                 work = self._take(lanes)
                 work.ensure_second_order()
                 with nogil:
-                    self._hessian_by_lanes(one, work, lanes, seeds, compressed, exact_zeros,
-                                           H, data)
+                    self._hessian_by_lanes(one, work, lanes, seeds, indptr_at, indices_at,
+                                           colors_at, mirror_at, exact_zeros, H, data)
             if ok and compressed and not sparse:
-                indptr = self.hessian_indptr
-                indices = self.hessian_indices
                 for i in range(n):
                     for p in range(indptr[i], indptr[i + 1]):
                         H[i * n + indices[p]] = data[p]
@@ -2726,12 +2745,11 @@ cdef class Replay:
             return None
         return values if sparse else hessian
 
-    cdef bint _hessian_by_plan(self, Workspace one, HessianPlan plan, double* slots,
-                               double* data) noexcept nogil:
-        """The structural nonzeros into data from the partials in ``one`` by the plan
-        (after a reverse sweep for the adjoints); False if one is inf or NaN."""
-        cdef Py_ssize_t nnz = self.hessian_indptr[self.inputs.shape[0]], p, q
-        cdef const int32_t* mirror = &self.hessian_mirror[0] if nnz else NULL
+    cdef bint _hessian_by_plan(self, Workspace one, HessianPlan plan, const int32_t* mirror,
+                               Py_ssize_t nnz, double* slots, double* data) noexcept nogil:
+        """The nnz structural nonzeros into data from the partials in ``one`` by the
+        plan (after a reverse sweep for the adjoints); False if one is inf or NaN."""
+        cdef Py_ssize_t p, q
         cdef bint finite = True
         reverse_sweep(self.tape.arg0, self.tape.arg1, one.d0, one.d1, one.adjoint,
                       self.outputs[0], 1.0, self.first_computed)
@@ -2746,16 +2764,19 @@ cdef class Replay:
         return finite
 
     cdef void _hessian_by_lanes(self, Workspace one, Workspace work, Py_ssize_t lanes,
-                                Py_ssize_t seeds, bint compressed, bint exact_zeros,
-                                double* H, double* data) noexcept nogil:
+                                Py_ssize_t seeds, const Py_ssize_t* indptr,
+                                const int32_t* indices, const int32_t* colors,
+                                const int32_t* mirror, bint exact_zeros, double* H,
+                                double* data) noexcept nogil:
         """The Hessian from the partials in ``one`` by blocks of lanes in ``work``:
-        into data (the structural nonzeros) if compressed, else into H.  The first
+        into data (the structural nonzeros) if compressed (the structure's arrays
+        given; colors NULL: not compressed), else into H.  The first
         block computes the adjoints unless ``exact_zeros``, which means they are
         there already (the plan's reverse sweep) and the lanes run with exact
         zeros from the start."""
         cdef Py_ssize_t n = self.inputs.shape[0], top = self.outputs[0]
         cdef Py_ssize_t start, count, i, j, k, p, q, row, c
-        cdef bint finite
+        cdef bint finite, compressed = colors != NULL
         cdef double h
         while True:                            # plain products, then (rarely) exact zeros
             finite = True
@@ -2764,7 +2785,7 @@ cdef class Replay:
                 count = min(lanes, seeds - start)
                 for j in range(n):             # lane k seeds colour (or input) start + k
                     row = self.inputs[j]
-                    c = self.hessian_colors[j] if compressed else j
+                    c = colors[j] if compressed else j
                     for k in range(lanes):
                         work.tangent[row * lanes + k] = 1.0 if c == start + k else 0.0
                 if exact_zeros:                # literals: two specialised copies
@@ -2782,8 +2803,8 @@ cdef class Replay:
                                 finite = False
                             H[i * n + start + k] = h
                         continue
-                    for p in range(self.hessian_indptr[i], self.hessian_indptr[i + 1]):
-                        c = self.hessian_colors[self.hessian_indices[p]] - start
+                    for p in range(indptr[i], indptr[i + 1]):
+                        c = colors[indices[p]] - start
                         if 0 <= c < count:
                             h = work.adjoint_tangent[row * lanes + c]
                             if not finite_number(h):
@@ -2802,8 +2823,8 @@ cdef class Replay:
                     H[i * n + j] = h
                     H[j * n + i] = h
         else:
-            for p in range(self.hessian_indptr[n]):
-                q = self.hessian_mirror[p]     # the entry (j, i) of entry p = (i, j)
+            for p in range(indptr[n]):
+                q = mirror[p]                  # the entry (j, i) of entry p = (i, j)
                 if q > p:
                     h = 0.5 * (data[p] + data[q])
                     data[p] = h

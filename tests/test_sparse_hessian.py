@@ -380,20 +380,19 @@ def test_first_hessians_in_two_threads_at_once():
     structure; a Hessian already running keeps the arrays it started with."""
     import threading
 
+    def work(F, results, errors):
+        try:
+            for _ in range(3):
+                results.append(F.hessian(x, sparse=True).toarray())
+        except Exception as error:               # reported below, in the main thread
+            errors.append(error)
+
     x = np.linspace(-1.0, 1.0, 3000)
     expected = wg.record(rosenbrock, x).hessian(x, sparse=True).toarray()
     for _ in range(3):
         F = wg.record(rosenbrock, x)
         results, errors = [], []
-
-        def work():
-            try:
-                for _ in range(3):
-                    results.append(F.hessian(x, sparse=True).toarray())
-            except Exception as error:           # reported below, in the main thread
-                errors.append(error)
-
-        threads = [threading.Thread(target=work) for _ in range(2)]
+        threads = [threading.Thread(target=work, args=(F, results, errors)) for _ in range(2)]
         for thread in threads:
             thread.start()
         for thread in threads:

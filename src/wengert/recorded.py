@@ -251,8 +251,8 @@ class RecordedFunction:
         seeds a group of inputs whose columns share no row, so a banded Hessian
         costs a few gradients whatever n: Rosenbrock's tridiagonal one takes 3
         lanes.  Where the structure's entries cost less as straight-line code
-        over the operands' sparse gradients (a ``HessianPlan``, built with the
-        structure), one reverse sweep and that code replace the lanes.  With
+        over the operands' sparse gradients (a ``HessianPlan``, built by the
+        first Hessian), one reverse sweep and that code replace the lanes.  With
         ``sparse=True``, returns a ``scipy.sparse.csr_array`` of the structural
         nonzeros (a list of them, batched).
         """

@@ -1832,14 +1832,14 @@ cdef Py_ssize_t curved_products(Py_ssize_t i, const uint8_t* ops, const int32_t*
     return e - start
 
 
-cdef HessianPlan hessian_plan(Replay replay, const uint64_t* dep, Py_ssize_t words,
-                              const Py_ssize_t[::1] indptr, const int32_t[::1] indices,
-                              Py_ssize_t n_colors):
-    """The HessianPlan of output 0, from the analysis's dependency bitsets and
-    pattern; None where the lane sweeps cost less (n_colors lanes, three lane
-    operations per row, against one per move, two per product and two per row
-    for the reverse sweep the plan needs; about 1 ns each, measured on
-    Rosenbrock) or the plan would be too large."""
+cdef HessianPlan hessian_plan(Replay replay, const uint64_t* dep, const Py_ssize_t* live,
+                              Py_ssize_t words, const Py_ssize_t[::1] indptr,
+                              const int32_t[::1] indices, Py_ssize_t n_colors):
+    """The HessianPlan of output 0, from the analysis's dependency bitsets, live
+    marks (``Replay._dependencies``) and pattern; None where the lane sweeps
+    cost less (n_colors lanes, three lane operations per row, against one per
+    move, two per product and two per row for the reverse sweep the plan needs;
+    about 1 ns each, measured on Rosenbrock) or the plan would be too large."""
     cdef Py_ssize_t n = replay.inputs.shape[0], top = replay.outputs[0]
     cdef Py_ssize_t first = replay.first_computed, i, a, b, m, e, count
     cdef Py_ssize_t n_slots = 0, n_ones = 0, n_rows = 0, n_curved = 0, n_moves = 0
@@ -1863,14 +1863,12 @@ cdef HessianPlan hessian_plan(Replay replay, const uint64_t* dep, Py_ssize_t wor
             raise MemoryError("no memory for the Hessian plan")
         for i in range(top + 1):               # how many inputs each row depends on
             inputs_of[i] = count_bits(&dep[i * words], words)
-        marks[top] = LIVE
         for i in range(top, 0, -1):
-            if not marks[i] & LIVE or op_arity(ops[i]) == 0:
+            if not live[i] or op_arity(ops[i]) == 0:
                 continue
+            marks[i] |= LIVE
             a = arg0[i]
             b = arg1[i]
-            marks[a] |= LIVE
-            marks[b] |= LIVE
             # A term of the Hessian needs the gradients in it, unless one of them is
             # zero (100 * y: no cross term, y's gradient is not needed for it).
             curvature = op_curvature(ops[i])
@@ -2498,7 +2496,7 @@ cdef class Replay:
             if dep == NULL or pattern == NULL or scratch == NULL:
                 raise MemoryError("no memory for the Hessian plan")   # (caught below)
             if self._dependencies(dep, pattern, words, scratch):   # (it was, for the structure)
-                plan = hessian_plan(self, dep, words, self.hessian_indptr,
+                plan = hessian_plan(self, dep, scratch, words, self.hessian_indptr,
                                     self.hessian_indices, self.hessian_n_colors)
         except MemoryError:                    # the plan is optional: the lanes need none
             plan = None
@@ -2513,7 +2511,8 @@ cdef class Replay:
     cdef bint _dependencies(self, uint64_t* dep, uint64_t* pattern, Py_ssize_t words,
                             Py_ssize_t* scratch) noexcept:
         """Fill dep and pattern (zeroed); False if the work passes STRUCTURE_MAX_COST.
-        scratch holds top + 1 marks."""
+        scratch holds top + 1 marks, left there: 1 where the output depends on the
+        row (its live rows)."""
         cdef Py_ssize_t n = self.inputs.shape[0], top = self.outputs[0], i, j, w, a, b
         cdef Py_ssize_t cost = 0
         cdef int curvature
@@ -2557,18 +2556,12 @@ cdef class Replay:
                           Py_ssize_t* scratch):
         """The CSR pattern of the bitsets and a greedy colouring of its columns.
         scratch holds n + 1 entries."""
-        cdef Py_ssize_t n = self.inputs.shape[0], i, j, k, p, q, w, nnz
+        cdef Py_ssize_t n = self.inputs.shape[0], i, j, k, p, q, nnz
         cdef Py_ssize_t cost = 0, widest = 0, n_colors = 0, color
-        cdef uint64_t bits
         indptr_array = np.zeros(n + 1, dtype=np.intp)
         cdef Py_ssize_t[::1] indptr = indptr_array
         for j in range(n):
-            k = 0
-            for w in range(words):
-                bits = pattern[j * words + w]
-                while bits:
-                    bits &= bits - 1
-                    k += 1
+            k = count_bits(&pattern[j * words], words)
             indptr[j + 1] = indptr[j] + k
             cost += k * k                      # the colouring's work on row j
             widest = max(widest, k)
@@ -2576,13 +2569,8 @@ cdef class Replay:
         indices_array = np.empty(nnz, dtype=np.int32)
         cdef int32_t[::1] indices = indices_array
         for j in range(n):
-            p = indptr[j]
-            for w in range(words):
-                bits = pattern[j * words + w]
-                while bits:
-                    indices[p] = <int32_t>(w * 64 + ctz64(bits))
-                    bits &= bits - 1
-                    p += 1
+            if indptr[j + 1] > indptr[j]:
+                list_inputs(&pattern[j * words], words, &indices[indptr[j]])
         # A full row shares a row with every column, and a huge colouring cost
         # means nearly dense: one colour per column, no colouring.
         if widest == n or cost > STRUCTURE_MAX_COST:
